@@ -1,0 +1,62 @@
+"""Paths and settings for the whole course, decided in one place.
+
+Every value comes from an environment variable when it is set, and otherwise from a default
+relative to the repository root, so a notebook behaves the same whatever its working directory.
+Nothing here touches the file system at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+TLC_BASE_URL = "https://d37ci6vzurychx.cloudfront.net/trip-data"
+TLC_ZONES_URL = "https://d37ci6vzurychx.cloudfront.net/misc/taxi_zone_lookup.csv"
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def data_dir() -> Path:
+    """Folder of the download cache (``WORKBOOK_DATA_DIR``, default ``<repo>/data``)."""
+    return Path(os.environ.get("WORKBOOK_DATA_DIR", REPO_ROOT / "data")).expanduser().resolve()
+
+
+def offline() -> bool:
+    """True when ``WORKBOOK_OFFLINE`` asks never to touch the network."""
+    return _env_flag("WORKBOOK_OFFLINE")
+
+
+def tlc_base_url() -> str:
+    """Base URL of the TLC trip files; ``WORKBOOK_TLC_URL`` points it at a mirror (or a test server)."""
+    return os.environ.get("WORKBOOK_TLC_URL", TLC_BASE_URL).rstrip("/")
+
+
+def tlc_zones_url() -> str:
+    """URL of the TLC zone lookup table; ``WORKBOOK_ZONES_URL`` overrides it."""
+    return os.environ.get("WORKBOOK_ZONES_URL", TLC_ZONES_URL)
+
+
+def tracking_uri() -> str:
+    """MLflow tracking URI (``MLFLOW_TRACKING_URI``, default SQLite file at the repo root)."""
+    return os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{REPO_ROOT / 'mlflow.db'}")
+
+
+def models_dir() -> Path:
+    """Where chapter 02 saves its pickled model (``WORKBOOK_MODELS_DIR``, default ``<repo>/models``)."""
+    return Path(os.environ.get("WORKBOOK_MODELS_DIR", REPO_ROOT / "models")).expanduser().resolve()
+
+
+def build_dir() -> Path:
+    """Generated outputs: executed notebooks, reports (``WORKBOOK_BUILD_DIR``, default ``<repo>/build``)."""
+    return Path(os.environ.get("WORKBOOK_BUILD_DIR", REPO_ROOT / "build")).expanduser().resolve()
+
+
+def ci_mode() -> bool:
+    """True under CI (``CI=true``) or when ``WORKBOOK_QUICK`` asks notebooks for small parameters."""
+    return _env_flag("CI") or _env_flag("WORKBOOK_QUICK")
