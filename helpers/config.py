@@ -57,6 +57,6 @@ def build_dir() -> Path:
     return Path(os.environ.get("WORKBOOK_BUILD_DIR", REPO_ROOT / "build")).expanduser().resolve()
 
 
-def ci_mode() -> bool:
-    """True under CI (``CI=true``) or when ``WORKBOOK_QUICK`` asks notebooks for small parameters."""
-    return _env_flag("CI") or _env_flag("WORKBOOK_QUICK")
+def quick() -> bool:
+    """True when ``WORKBOOK_QUICK`` asks the notebooks for small parameters (set by ``make test``)."""
+    return _env_flag("WORKBOOK_QUICK")
