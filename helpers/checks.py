@@ -1,0 +1,149 @@
+"""Instant feedback for the exercises, in the spirit of Kaggle's learntools.
+
+Each exercise is declared as data: the question, the expected value (or one computed by the
+notebook from the data it really loaded), a tolerance, and hints for the usual wrong answers.
+A check never raises: an unanswered exercise says so, a wrong one gets a specific hint.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+NOT_ATTEMPTED = "not attempted"
+CORRECT = "correct"
+INCORRECT = "incorrect"
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What a learner sees after a check; its text is the notebook cell's output."""
+
+    status: str
+    message: str
+
+    @property
+    def correct(self) -> bool:
+        return self.status == CORRECT
+
+    def __repr__(self) -> str:
+        icon = {CORRECT: "✅", INCORRECT: "❌"}.get(self.status, "💡")
+        return f"{icon} {self.message}"
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise: what is asked, what is right, and what to say when it is not.
+
+    ``hints`` pairs a test on a wrong answer with the hint it earns; the first that matches is
+    shown, else ``hint``. ``expected`` may be left ``None`` when the notebook computes it.
+    """
+
+    question: str
+    hint: str
+    solution: str
+    expected: Any = None
+    tolerance: float = 0.0
+    hints: tuple[tuple[Callable[[Any], bool], str], ...] = field(default_factory=tuple)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def _matches(answer: Any, expected: Any, tolerance: float) -> bool:
+    if isinstance(expected, str):
+        return isinstance(answer, str) and answer.strip().lower() == expected.strip().lower()
+    if isinstance(expected, bool) or not isinstance(expected, int | float):
+        return answer == expected
+    number = _number(answer)
+    return number is not None and math.isclose(number, expected, rel_tol=0, abs_tol=tolerance)
+
+
+def _safe(test: Callable[[Any], bool], answer: Any) -> bool:
+    # A hint's test must never turn a learner's odd answer into a traceback.
+    try:
+        return bool(test(answer))
+    except Exception:
+        return False
+
+
+def _between(low: float, high: float) -> Callable[[Any], bool]:
+    return lambda answer: _number(answer) is not None and low <= _number(answer) <= high
+
+
+EXERCISES: dict[str, Exercise] = {
+    "01.rows": Exercise(
+        question="How many trips (rows) does the green January 2021 file have?",
+        hint="Count the rows of the frame you loaded, before any filtering: len(df).",
+        solution="answer = len(df)",
+        hints=((lambda a: isinstance(a, tuple), "That is the shape; the rows are its first number."),),
+    ),
+    "01.maturity": Exercise(
+        question=(
+            "A team trains models in notebooks, hands a pickle to engineers who deploy it by hand, "
+            "and tracks nothing. Which MLOps maturity level (0-4) is it at?"
+        ),
+        expected=0,
+        hint="Without any automation or experiment tracking a team is at the very first level.",
+        solution="answer = 0",
+        hints=(
+            (lambda a: _number(a) == 1, "Level 1 already automates releases with DevOps (CI, tests); this team does not."),
+            (lambda a: _number(a) is not None and _number(a) >= 2, "Levels 2 and above need at least automated training and tracked experiments."),
+        ),
+    ),
+    "02.kept_share": Exercise(
+        question="What fraction of January's trips does the 1-60 minute filter keep? (0 to 1)",
+        tolerance=0.005,
+        hint="Divide the number of rows after the filter by the number before it.",
+        solution="answer = len(df_train) / len(df_jan_raw)",
+        hints=(
+            (_between(1.0001, 100), "Give a fraction between 0 and 1, not a percentage."),
+            (_between(0, 0.2), "That looks like the share the filter removes; the question asks what it keeps."),
+        ),
+    ),
+    "02.n_features": Exercise(
+        question="How many columns does the fitted DictVectorizer produce (its feature count)?",
+        hint="A fitted DictVectorizer knows its columns: len(pipeline['vectorizer'].feature_names_).",
+        solution="answer = len(pipeline['vectorizer'].feature_names_)",
+        hints=(
+            (lambda a: _number(a) == 2, "Each distinct PU_DO pair becomes its own column; count them all."),
+        ),
+    ),
+}
+
+
+def check(exercise_id: str, answer: Any, expected: Any = None) -> Feedback:
+    """Check a learner's answer and say what to do next; never raises on a wrong answer.
+
+    Args:
+        exercise_id: Key in :data:`EXERCISES`, e.g. ``"02.kept_share"``.
+        answer: The learner's answer; ``None`` means not attempted yet.
+        expected: The right answer when it depends on the data the notebook loaded.
+
+    Returns:
+        Feedback whose status is ``"not attempted"``, ``"correct"`` or ``"incorrect"``.
+    """
+    exercise = EXERCISES[exercise_id]
+    if answer is None:
+        return Feedback(NOT_ATTEMPTED, f"Not attempted yet. {exercise.question}")
+    right = exercise.expected if expected is None else expected
+    if right is None:
+        raise ValueError(f"exercise {exercise_id!r} has no fixed answer; pass expected= computed from the data")
+    if _matches(answer, right, exercise.tolerance):
+        return Feedback(CORRECT, "Correct!")
+    for test, hint in exercise.hints:
+        if _safe(test, answer):
+            return Feedback(INCORRECT, f"Not quite: {hint}")
+    return Feedback(INCORRECT, f"Not quite. Hint: {exercise.hint}")
+
+
+def solution(exercise_id: str) -> str:
+    """The code that answers an exercise, for a learner who wants to see it."""
+    return EXERCISES[exercise_id].solution

@@ -1,0 +1,100 @@
+"""The course's features: trip duration in minutes, the 1-60 minute filter, PU_DO and distance.
+
+The same functions prepare a month for training (chapter 02), tracking (03), serving (06) and
+monitoring (07), so every stage sees the features built exactly one way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+MIN_DURATION = 1.0
+MAX_DURATION = 60.0
+CATEGORICAL = ["PULocationID", "DOLocationID"]
+NUMERICAL = ["trip_distance"]
+TARGET = "duration"
+
+_PICKUP_COLUMNS = ("lpep_pickup_datetime", "tpep_pickup_datetime")
+_DROPOFF_COLUMNS = ("lpep_dropoff_datetime", "tpep_dropoff_datetime")
+
+
+def _first_present(df: pd.DataFrame, candidates: tuple[str, ...]) -> str:
+    for name in candidates:
+        if name in df.columns:
+            return name
+    raise KeyError(
+        f"none of the columns {list(candidates)} is in the frame; "
+        "expected a TLC green (lpep_*) or yellow (tpep_*) trip file"
+    )
+
+
+def add_duration(df: pd.DataFrame) -> pd.DataFrame:
+    """Add ``duration``: minutes from pickup to dropoff, for green or yellow trip files.
+
+    Args:
+        df: A TLC trip frame with ``lpep_``/``tpep_`` pickup and dropoff timestamps.
+
+    Returns:
+        A copy of ``df`` with a float ``duration`` column.
+    """
+    pickup = _first_present(df, _PICKUP_COLUMNS)
+    dropoff = _first_present(df, _DROPOFF_COLUMNS)
+    out = df.copy()
+    out[TARGET] = (out[dropoff] - out[pickup]).dt.total_seconds() / 60
+    return out
+
+
+def duration_mask(duration: pd.Series) -> pd.Series:
+    """True where a trip lasted between 1 and 60 minutes, both included (the course's filter)."""
+    return duration.between(MIN_DURATION, MAX_DURATION)
+
+
+def prepare(df: pd.DataFrame) -> pd.DataFrame:
+    """Turn a raw TLC month into the course's training frame.
+
+    Adds ``duration``, keeps trips of 1 to 60 minutes, makes the zone IDs strings (they are
+    categories, not quantities) and adds ``PU_DO``, the pickup/dropoff pair.
+
+    Args:
+        df: A raw TLC trip frame (green or yellow).
+
+    Returns:
+        A new frame with the filtered rows and the feature columns.
+    """
+    out = add_duration(df)
+    out = out[duration_mask(out[TARGET])].copy()
+    out[CATEGORICAL] = out[CATEGORICAL].astype(str)
+    out["PU_DO"] = out["PULocationID"] + "_" + out["DOLocationID"]
+    return out
+
+
+def read_prepared(path: str | Path) -> pd.DataFrame:
+    """Read a TLC parquet file and :func:`prepare` it."""
+    return prepare(pd.read_parquet(path))
+
+
+def to_dicts(rides: pd.DataFrame | Iterable[Mapping]) -> list[dict]:
+    """Feature dicts ``{"PU_DO": "74_75", "trip_distance": 2.1}`` for a DictVectorizer.
+
+    Accepts a prepared frame or raw rides (mappings with PULocationID, DOLocationID and
+    trip_distance, as the web service receives them), so training and serving share one path.
+    """
+    if not isinstance(rides, pd.DataFrame):
+        rides = pd.DataFrame(list(rides))
+    pu = rides["PULocationID"].astype(str)
+    do = rides["DOLocationID"].astype(str)
+    pu_do = rides["PU_DO"] if "PU_DO" in rides else pu + "_" + do
+    distance = rides["trip_distance"].astype(float)
+    return [
+        {"PU_DO": key, "trip_distance": dist}
+        for key, dist in zip(pu_do.tolist(), distance.tolist(), strict=True)
+    ]
+
+
+def target(df: pd.DataFrame) -> np.ndarray:
+    """The target vector: ``duration`` in minutes."""
+    return df[TARGET].to_numpy()

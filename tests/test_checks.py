@@ -1,0 +1,57 @@
+import pytest
+
+from helpers.checks import CORRECT, EXERCISES, INCORRECT, NOT_ATTEMPTED, check, solution
+
+# A right and a wrong answer for every exercise; expected is passed where the data decides it.
+CASES = {
+    "01.rows": dict(right=76_518, wrong=76_000, expected=76_518),
+    "01.maturity": dict(right=0, wrong=3, expected=None),
+    "02.kept_share": dict(right=0.9655, wrong=0.5, expected=0.966),
+    "02.n_features": dict(right=13_000, wrong=2, expected=13_000),
+}
+
+
+def test_every_exercise_has_a_case():
+    assert set(CASES) == set(EXERCISES)
+
+
+@pytest.mark.parametrize("exercise_id", sorted(CASES))
+def test_unanswered_is_not_attempted_and_repeats_the_question(exercise_id):
+    feedback = check(exercise_id, None, CASES[exercise_id]["expected"])
+    assert feedback.status == NOT_ATTEMPTED
+    assert EXERCISES[exercise_id].question in repr(feedback)
+
+
+@pytest.mark.parametrize("exercise_id", sorted(CASES))
+def test_right_answer_is_accepted(exercise_id):
+    case = CASES[exercise_id]
+    assert check(exercise_id, case["right"], case["expected"]).status == CORRECT
+
+
+@pytest.mark.parametrize("exercise_id", sorted(CASES))
+def test_wrong_answer_is_rejected_with_a_hint(exercise_id):
+    case = CASES[exercise_id]
+    feedback = check(exercise_id, case["wrong"], case["expected"])
+    assert feedback.status == INCORRECT
+    assert "Not quite" in feedback.message
+
+
+def test_a_percentage_gets_the_specific_hint():
+    assert "not a percentage" in check("02.kept_share", 96.6, expected=0.966).message
+
+
+def test_an_answer_of_the_wrong_type_gets_a_hint_not_a_traceback():
+    assert check("02.kept_share", "most of them", expected=0.966).status == INCORRECT
+
+
+def test_a_string_answer_is_compared_without_case_or_spaces():
+    assert check("01.rows", " 76518 ", expected=76_518).status == CORRECT
+
+
+def test_data_dependent_exercise_without_expected_is_a_notebook_bug():
+    with pytest.raises(ValueError, match="expected="):
+        check("01.rows", 5)
+
+
+def test_solution_is_code():
+    assert solution("01.maturity") == "answer = 0"

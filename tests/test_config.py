@@ -1,0 +1,27 @@
+from helpers import config
+
+
+def test_defaults_are_relative_to_the_repo_not_the_working_directory(monkeypatch, tmp_path):
+    for name in ("WORKBOOK_DATA_DIR", "MLFLOW_TRACKING_URI", "WORKBOOK_MODELS_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert config.data_dir() == config.REPO_ROOT / "data"
+    assert config.models_dir() == config.REPO_ROOT / "models"
+    assert config.tracking_uri() == f"sqlite:///{config.REPO_ROOT / 'mlflow.db'}"
+
+
+def test_environment_variables_override_the_defaults(monkeypatch, tmp_path):
+    monkeypatch.setenv("WORKBOOK_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert config.data_dir() == tmp_path / "cache"
+    assert config.tracking_uri() == "http://127.0.0.1:5000"
+
+
+def test_offline_flag_accepts_the_usual_spellings(monkeypatch):
+    for value, expected in [("1", True), ("true", True), ("YES", True), ("0", False), ("", False)]:
+        monkeypatch.setenv("WORKBOOK_OFFLINE", value)
+        assert config.offline() is expected
+
+
+def test_repo_root_holds_the_package():
+    assert (config.REPO_ROOT / "helpers" / "config.py").is_file()
