@@ -1,0 +1,64 @@
+# MLOps Workbook — `make help` lists the targets.
+# A fresh machine needs only Python 3.11+, make and git: `make course`, then `make test`.
+
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+# Rebuilt whenever the lock or the project changes; it lives inside .venv so that removing
+# .venv also forgets it.
+VENV_STAMP := $(VENV)/.synced-from-lock
+
+# Use uv from PATH when there is one; otherwise bootstrap a pinned copy into a private
+# tools venv (.tools/), never into the user's site-packages.
+UV ?= $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
+UV_BOOTSTRAP := $(filter .tools/bin/uv,$(UV))
+
+# Extra arguments for `make course`, e.g. COURSE_ARGS="--only 02 --offline".
+COURSE_ARGS ?=
+# Extra arguments for `make test`, e.g. PYTEST_ARGS="-k course -x".
+PYTEST_ARGS ?=
+
+# JupyterLab listens on loopback only. That is enough on a laptop, through an SSH tunnel
+# (EC2: ssh -L 8888:localhost:8888 ...) and through Codespaces port forwarding, which
+# connects from inside the container. Set LAB_IP=0.0.0.0 when the browser must reach the
+# machine directly (e.g. an EC2 security-group rule or a container's published port): it
+# then listens on every interface, still protected by Jupyter's token.
+LAB_IP ?= 127.0.0.1
+LAB_PORT ?= 8888
+
+.PHONY: help setup course lab test clean distclean
+
+help: ## List the targets
+	@grep -E '^[a-z]+:.*## ' $(firstword $(MAKEFILE_LIST)) \
+		| awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: $(VENV_STAMP) ## Create .venv from uv.lock with helpers installed editable
+
+$(VENV_STAMP): uv.lock pyproject.toml | $(UV_BOOTSTRAP)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
+
+course: setup ## Run every chapter notebook into build/notebooks/ and print a summary
+	$(VENV_PY) -m helpers.course $(COURSE_ARGS)
+
+lab: setup ## Start JupyterLab on the course environment (port 8888)
+	$(VENV)/bin/jupyter lab --ip $(LAB_IP) --port $(LAB_PORT) --no-browser
+
+test: setup ## Run the tests offline and in quick mode, as CI does
+	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+clean: ## Remove generated outputs (build/, models/, MLflow files, caches); keeps data/
+	rm -rf build models mlflow.db mlruns mlartifacts .pytest_cache
+	find . -type d -name __pycache__ -not -path './.venv/*' -not -path './.tools/*' -prune \
+		-exec rm -rf {} +
+
+distclean: clean ## Also remove .venv, .tools and the offline twin of the data
+	rm -rf $(VENV) .tools data/twin
