@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 
 MIN_DURATION = 1.0
 MAX_DURATION = 60.0
@@ -93,6 +94,20 @@ def to_dicts(rides: pd.DataFrame | Iterable[Mapping]) -> list[dict]:
         {"PU_DO": key, "trip_distance": dist}
         for key, dist in zip(pu_do.tolist(), distance.tolist(), strict=True)
     ]
+
+
+class RideFeatures(TransformerMixin, BaseEstimator):
+    """First step of the model's pipeline: rides in, feature dicts out.
+
+    With it the fitted pipeline predicts straight from what a client sends (a frame, or a list of
+    ride mappings), which MLflow's pyfunc flavour and the web service need.
+    """
+
+    def fit(self, X, y=None):  # noqa: N803 - scikit-learn's argument names
+        return self
+
+    def transform(self, X):  # noqa: N803
+        return to_dicts(X)
 
 
 def target(df: pd.DataFrame) -> np.ndarray:

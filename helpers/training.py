@@ -1,8 +1,9 @@
 """Fit, evaluate, save and load the trip-duration model.
 
-The model is always one scikit-learn ``Pipeline``: a ``DictVectorizer`` that one-hot encodes
-``PU_DO`` and passes ``trip_distance`` through, then a regressor. Saving the whole pipeline keeps
-the vectorizer and the estimator together, so the model file is all a server needs.
+The model is always one scikit-learn ``Pipeline``: ``RideFeatures`` turns rides into feature
+dicts, a ``DictVectorizer`` one-hot encodes ``PU_DO`` and passes ``trip_distance`` through, then a
+regressor. Saving the whole pipeline keeps all three together, so the model file is all a server
+needs: it predicts from raw rides.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sklearn.metrics import root_mean_squared_error
 from sklearn.pipeline import Pipeline
 
 from helpers import config
-from helpers.features import target, to_dicts
+from helpers.features import RideFeatures, target
 
 LINEAR_MODELS: dict[str, RegressorMixin] = {
     "LinearRegression": LinearRegression(),
@@ -30,12 +31,12 @@ LINEAR_MODELS: dict[str, RegressorMixin] = {
 
 
 def make_pipeline(estimator: RegressorMixin) -> Pipeline:
-    """A fresh, unfitted ``DictVectorizer -> estimator`` pipeline."""
-    return Pipeline([("vectorizer", DictVectorizer()), ("model", estimator)])
+    """A fresh, unfitted ``RideFeatures -> DictVectorizer -> estimator`` pipeline."""
+    return Pipeline([("features", RideFeatures()), ("vectorizer", DictVectorizer()), ("model", estimator)])
 
 
 def train_pipeline(estimator: RegressorMixin, df_train: pd.DataFrame) -> Pipeline:
-    """Fit ``DictVectorizer -> estimator`` on a prepared training frame.
+    """Fit the course's pipeline around ``estimator`` on a prepared training frame.
 
     Args:
         estimator: An unfitted scikit-learn regressor; it is fitted in place.
@@ -45,13 +46,13 @@ def train_pipeline(estimator: RegressorMixin, df_train: pd.DataFrame) -> Pipelin
         The fitted pipeline.
     """
     pipeline = make_pipeline(estimator)
-    pipeline.fit(to_dicts(df_train), target(df_train))
+    pipeline.fit(df_train, target(df_train))
     return pipeline
 
 
 def predict(pipeline: Pipeline, rides: pd.DataFrame | Sequence[Mapping]) -> np.ndarray:
     """Predicted durations in minutes for a prepared frame or a list of raw rides."""
-    return pipeline.predict(to_dicts(rides))
+    return pipeline.predict(rides)
 
 
 def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -82,3 +82,10 @@ def test_a_raw_ride_is_predicted_like_its_prepared_row(months):
 def test_loading_a_missing_model_says_how_to_make_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="02_training"):
         load_model(tmp_path / "nope.bin")
+
+
+def test_the_pipeline_predicts_from_a_frame_of_raw_rides(months):
+    df_train, _ = months
+    pipeline = train_pipeline(LinearRegression(), df_train)
+    raw = pd.DataFrame({"PULocationID": [3], "DOLocationID": [2], "trip_distance": [4.0]})
+    assert predict(pipeline, raw)[0] == pytest.approx(predict(pipeline, raw.to_dict("records"))[0])
