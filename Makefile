@@ -30,7 +30,7 @@ PYTEST_ARGS ?=
 LAB_IP ?= 127.0.0.1
 LAB_PORT ?= 8888
 
-.PHONY: help setup course lab test clean distclean
+.PHONY: help setup course lab test clean distclean lock
 
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(firstword $(MAKEFILE_LIST)) \
@@ -54,6 +54,13 @@ lab: setup ## Start JupyterLab on the course environment (port 8888)
 
 test: setup ## Run the tests offline and in quick mode, as CI does
 	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+lock: $(UV_BOOTSTRAP) ## Re-resolve uv.lock after editing pyproject.toml and rewrite environment.yml to match
+	$(UV) lock
+	{ sed '/^  - pip:$$/q' environment.yml; \
+	  $(UV) export --frozen --no-hashes --no-emit-project --no-header --no-annotate | sed 's/^/      - /'; \
+	  echo '      - -e .'; } > environment.yml.part
+	mv environment.yml.part environment.yml
 
 clean: ## Remove generated outputs (build/, models/, MLflow files, caches); keeps data/
 	rm -rf build models mlflow.db mlruns mlartifacts .pytest_cache
