@@ -1,0 +1,314 @@
+"""Experiment tracking with MLflow: where runs go, what a run records, and the XGBoost search.
+
+Chapter 03 calls these; chapters 04-07 reuse them, so every run in the course records the same
+things: parameters, the RMSE on the validation month, the data it saw (and whether that was the
+real TLC file or its twin), the git commit, and the model as a pickle and as an MLflow model.
+"""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from urllib.parse import urlparse
+
+import mlflow
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from hyperopt import STATUS_OK, Trials, fmin, hp, tpe
+from hyperopt.pyll import scope
+from mlflow.entities import Experiment
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+from sklearn.base import RegressorMixin
+from sklearn.feature_extraction import DictVectorizer
+from sklearn.pipeline import Pipeline
+
+from helpers import config
+from helpers.features import target, to_dicts
+from helpers.training import evaluate, rmse, train_pipeline
+
+EXPERIMENT_NAME = "nyc-taxi-experiment"
+MODEL_URI_TAG = "model_uri"
+RAW_COLUMNS = ["PULocationID", "DOLocationID", "trip_distance"]
+# Pinned requirements spare log_model ~12 s of inferring them, and record exactly what trained it.
+PIP_REQUIREMENTS = [f"{name}=={metadata.version(name)}" for name in ("scikit-learn", "xgboost", "pandas", "mlflow")]
+# MLflow saves scikit-learn models with skops, which loads only types it was told to trust.
+SKOPS_TRUSTED_TYPES = ["helpers.features.RideFeatures", "xgboost.sklearn.XGBRegressor", "xgboost.core.Booster"]
+
+# The course's search space for XGBoost.
+SEARCH_SPACE = {
+    "max_depth": scope.int(hp.quniform("max_depth", 4, 100, 1)),
+    "learning_rate": hp.loguniform("learning_rate", -3, 0),
+    "reg_alpha": hp.loguniform("reg_alpha", -5, -1),
+    "reg_lambda": hp.loguniform("reg_lambda", -6, -1),
+    "min_child_weight": hp.loguniform("min_child_weight", -1, 3),
+    "objective": "reg:squarederror",
+    "seed": 42,
+}
+
+
+def artifact_root(tracking_uri: str) -> str | None:
+    """Where a local store keeps artifacts: ``mlartifacts/`` beside the SQLite file.
+
+    Without it MLflow would write ``./mlruns`` under whatever the working directory is. A
+    tracking server (http) decides for itself, so this returns ``None`` there.
+    """
+    parsed = urlparse(tracking_uri)
+    if parsed.scheme == "sqlite":
+        return (Path(parsed.path).parent / "mlartifacts").resolve().as_uri()
+    if parsed.scheme in ("", "file"):
+        return (Path(parsed.path) / "mlartifacts").resolve().as_uri()
+    return None
+
+
+def use_experiment(name: str = EXPERIMENT_NAME, tracking_uri: str | None = None) -> Experiment:
+    """Point MLflow at the course's store and make ``name`` the active experiment.
+
+    Safe to call again and again: an existing experiment is reused, a deleted one restored, so
+    re-running a chapter never duplicates experiments.
+    """
+    uri = tracking_uri or config.tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        client.create_experiment(name, artifact_location=artifact_root(uri))
+    elif experiment.lifecycle_stage == "deleted":
+        client.restore_experiment(experiment.experiment_id)
+    return mlflow.set_experiment(name)
+
+
+def git_commit() -> str:
+    """The repository's current commit, or ``"unknown"`` outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=config.REPO_ROOT, capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def run_tags(data_source: str) -> dict[str, str]:
+    """Tags every course run carries: where its data came from and which code made it."""
+    return {"data_source": data_source, "git_commit": git_commit(), "mlflow.source.git.commit": git_commit()}
+
+
+def log_dataset(df: pd.DataFrame, source: str | Path, context: str) -> None:
+    """Record the rows a run used (``training``/``validation``) with their source file."""
+    columns = [*RAW_COLUMNS, "duration"]
+    with warnings.catch_warnings():
+        # MLflow 3 registers its local-file source twice and warns that a path is ambiguous.
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        dataset = mlflow.data.from_pandas(df[columns], source=str(source), targets="duration", name=Path(source).stem)
+    mlflow.log_input(dataset, context=context)
+
+
+def model_input(df: pd.DataFrame) -> pd.DataFrame:
+    """Rides as a client sends them to a logged model: zone IDs as integers, distance in miles.
+
+    A prepared frame holds the IDs as strings; the model's signature asks for integers.
+    """
+    rides = df[RAW_COLUMNS].copy()
+    rides[["PULocationID", "DOLocationID"]] = rides[["PULocationID", "DOLocationID"]].astype("int64")
+    return rides.reset_index(drop=True)
+
+
+def input_example(df: pd.DataFrame, rows: int = 3) -> pd.DataFrame:
+    """A few rides for a logged model's input example."""
+    return model_input(df.head(rows))
+
+
+def log_pipeline(pipeline: Pipeline, df_example: pd.DataFrame, name: str = "model") -> mlflow.models.model.ModelInfo:
+    """Log a fitted course pipeline as an MLflow model, with its signature and an input example."""
+    example = input_example(df_example)
+    with warnings.catch_warnings():
+        # Zone IDs are never missing in a request, so the hint about integer columns does not apply.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        signature = infer_signature(example, pipeline.predict(example))
+    return mlflow.sklearn.log_model(
+        pipeline, name=name, signature=signature, input_example=example, pip_requirements=PIP_REQUIREMENTS,
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+    )
+
+
+def log_pickle(obj: object, artifact_path: str, filename: str) -> None:
+    """Log any object as a plain pickle artifact (the course's first way to keep a model)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / filename
+        path.write_bytes(pickle.dumps(obj))
+        mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a tracked training run produced."""
+
+    run_id: str
+    rmse: float
+    model_uri: str
+    pipeline: Pipeline = field(repr=False, compare=False)
+
+
+def _simple_params(estimator: RegressorMixin) -> dict[str, object]:
+    return {k: v for k, v in estimator.get_params().items() if isinstance(v, int | float | str | bool) or v is None}
+
+
+def train_and_log(
+    estimator: RegressorMixin,
+    df_train: pd.DataFrame,
+    df_val: pd.DataFrame,
+    *,
+    train_source: str | Path,
+    val_source: str | Path,
+    data_source: str,
+    run_name: str | None = None,
+) -> RunResult:
+    """Train the course pipeline around ``estimator`` in a new run that records everything.
+
+    Args:
+        estimator: An unfitted regressor.
+        df_train: Prepared training month.
+        df_val: Prepared validation month.
+        train_source: The training file (recorded with the dataset).
+        val_source: The validation file.
+        data_source: ``"real"`` or ``"twin"``, tagged on the run.
+        run_name: Optional run name.
+
+    Returns:
+        The run id, validation RMSE and the logged model's URI.
+    """
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.set_tags(run_tags(data_source))
+        mlflow.log_params({"estimator": type(estimator).__name__, **_simple_params(estimator)})
+        log_dataset(df_train, train_source, "training")
+        log_dataset(df_val, val_source, "validation")
+        pipeline = train_pipeline(estimator, df_train)
+        val_rmse = evaluate(pipeline, df_val)
+        mlflow.log_metric("rmse", val_rmse)
+        log_pickle(pipeline, "models_pickle", "pipeline.bin")
+        info = log_pipeline(pipeline, df_val)
+        # Lets the registry find runs that carry a servable model, and register exactly it.
+        mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
+    return RunResult(run.info.run_id, val_rmse, info.model_uri, pipeline)
+
+
+def _matrices(df_train: pd.DataFrame, df_val: pd.DataFrame) -> tuple[DictVectorizer, xgb.DMatrix, xgb.DMatrix]:
+    vectorizer = DictVectorizer()
+    train = xgb.DMatrix(vectorizer.fit_transform(to_dicts(df_train)), label=target(df_train))
+    val = xgb.DMatrix(vectorizer.transform(to_dicts(df_val)), label=target(df_val))
+    return vectorizer, train, val
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The outcome of a hyperparameter search: the parent run and the best trial."""
+
+    parent_run_id: str
+    best_params: dict
+    best_rmse: float
+    best_rounds: int
+
+
+def search_xgboost(
+    df_train: pd.DataFrame,
+    df_val: pd.DataFrame,
+    *,
+    max_evals: int,
+    num_boost_round: int = 1000,
+    early_stopping_rounds: int = 50,
+    seed: int = 42,
+    data_source: str = "unknown",
+) -> SearchResult:
+    """Search XGBoost hyperparameters with hyperopt's TPE, one nested MLflow run per trial.
+
+    Args:
+        df_train: Prepared training month.
+        df_val: Prepared validation month (early stopping watches it).
+        max_evals: Number of trials.
+        num_boost_round: Most boosting rounds a trial may use.
+        early_stopping_rounds: Stop a trial when validation RMSE has not improved for this many rounds.
+        seed: Seeds TPE so the same search picks the same trials.
+        data_source: ``"real"`` or ``"twin"``, tagged on every run.
+
+    Returns:
+        The parent run id, the best trial's parameters, RMSE and number of rounds.
+    """
+    _, train, val = _matrices(df_train, df_val)
+
+    def objective(params: dict) -> dict:
+        with mlflow.start_run(nested=True):
+            mlflow.set_tags({**run_tags(data_source), "model": "xgboost"})
+            mlflow.log_params(params)
+            booster = xgb.train(
+                params, train, num_boost_round=num_boost_round, evals=[(val, "validation")],
+                early_stopping_rounds=early_stopping_rounds, verbose_eval=False,
+            )
+            score = rmse(val.get_label(), booster.predict(val, iteration_range=(0, booster.best_iteration + 1)))
+            mlflow.log_metric("rmse", score)
+            mlflow.log_metric("best_iteration", booster.best_iteration)
+        return {"loss": score, "status": STATUS_OK, "rounds": booster.best_iteration + 1, "params": params}
+
+    with mlflow.start_run(run_name="xgboost-search") as parent:
+        mlflow.set_tags(run_tags(data_source))
+        mlflow.log_params({"max_evals": max_evals, "num_boost_round": num_boost_round, "seed": seed})
+        trials = Trials()
+        fmin(objective, SEARCH_SPACE, algo=tpe.suggest, max_evals=max_evals, trials=trials,
+             rstate=np.random.default_rng(seed), show_progressbar=True)
+        best = trials.best_trial["result"]
+        mlflow.log_metric("best_rmse", best["loss"])
+    return SearchResult(parent.info.run_id, best["params"], best["loss"], best["rounds"])
+
+
+def xgboost_regressor(params: dict, rounds: int) -> xgb.XGBRegressor:
+    """An ``XGBRegressor`` with a search's parameters and the rounds early stopping chose."""
+    return xgb.XGBRegressor(
+        n_estimators=rounds,
+        max_depth=int(params["max_depth"]),
+        learning_rate=params["learning_rate"],
+        reg_alpha=params["reg_alpha"],
+        reg_lambda=params["reg_lambda"],
+        min_child_weight=params["min_child_weight"],
+        objective=params.get("objective", "reg:squarederror"),
+        random_state=params.get("seed", 42),
+    )
+
+
+def train_best_xgboost(
+    search: SearchResult,
+    df_train: pd.DataFrame,
+    df_val: pd.DataFrame,
+    *,
+    train_source: str | Path,
+    val_source: str | Path,
+    data_source: str,
+) -> RunResult:
+    """Refit the search's best XGBoost as the course pipeline and log it both ways.
+
+    The whole pipeline goes in as ``model`` (scikit-learn flavour: it predicts from raw rides);
+    the regressor alone as ``xgboost_model`` (XGBoost flavour) with the vectorizer as a plain
+    ``preprocessor`` artifact, which is how the original course logs it.
+    """
+    result = train_and_log(
+        xgboost_regressor(search.best_params, search.best_rounds), df_train, df_val,
+        train_source=train_source, val_source=val_source, data_source=data_source, run_name="xgboost-best",
+    )
+    with mlflow.start_run(run_id=result.run_id):
+        mlflow.set_tag("search_run_id", search.parent_run_id)
+        mlflow.xgboost.log_model(result.pipeline["model"], name="xgboost_model", pip_requirements=PIP_REQUIREMENTS)
+        log_pickle(result.pipeline["vectorizer"], "preprocessor", "dv.bin")
+    return result
+
+
+def runs_frame(experiment_name: str = EXPERIMENT_NAME, filter_string: str = "") -> pd.DataFrame:
+    """The experiment's finished runs with an RMSE, best first, as a DataFrame."""
+    query = "metrics.rmse > 0" + (f" and {filter_string}" if filter_string else "")
+    return mlflow.search_runs(
+        experiment_names=[experiment_name], filter_string=query, order_by=["metrics.rmse ASC"]
+    )
