@@ -1,0 +1,67 @@
+"""Shared fixtures: a real HTTP server on 127.0.0.1 that plays the TLC site."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+
+@dataclass
+class Reply:
+    """One scripted answer; ``length`` larger than ``body`` simulates a connection cut mid-file."""
+
+    status: int = 200
+    body: bytes = b""
+    length: int | None = None
+
+
+@dataclass
+class FakeTLC:
+    """Routes map a path to the replies given in turn (the last one repeats); ``hits`` counts requests."""
+
+    url: str
+    routes: dict[str, list[Reply]] = field(default_factory=dict)
+    hits: dict[str, int] = field(default_factory=dict)
+
+
+@pytest.fixture
+def tlc_server() -> Iterator[FakeTLC]:
+    fake = FakeTLC(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - name fixed by http.server
+            count = fake.hits.get(self.path, 0)
+            fake.hits[self.path] = count + 1
+            replies = fake.routes.get(self.path, [Reply(404, b"not found")])
+            reply = replies[min(count, len(replies) - 1)]
+            self.send_response(reply.status)
+            self.send_header("Content-Length", str(reply.length if reply.length is not None else len(reply.body)))
+            self.end_headers()
+            self.wfile.write(reply.body)
+
+        def log_message(self, *args: object) -> None:  # keep pytest output clean
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield fake
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """A URL on which nothing listens: the port is bound, then released."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
