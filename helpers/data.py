@@ -332,7 +332,8 @@ def _distances(rng: np.random.Generator, geo: np.ndarray) -> np.ndarray:
     # The real quantiles (10/50/90/99% = 0.7/2.6/11.6/24.3 mi), given to trips by rank of their
     # zones' map distance plus noise, so far-apart zones get long trips.
     score = (geo - geo.mean()) / geo.std() + rng.normal(0, 0.6, geo.size)
-    u = (np.argsort(np.argsort(score)) + 0.5) / geo.size
+    u = np.empty(geo.size)
+    u[np.argsort(score)] = (np.arange(geo.size) + 0.5) / geo.size
     knots_q = [0, 0.03, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1]
     knots_d = [0.01, 0.15, 0.7, 1.3, 2.6, 5.4, 11.6, 24.3, 60]
     return np.round(np.exp(np.interp(u, knots_q, np.log(knots_d))), 2)
