@@ -208,22 +208,12 @@ def test_twin_popular_zones_and_nulls(green_jan: pd.DataFrame) -> None:
     assert green_jan["VendorID"].notna().all()
 
 
-def test_twin_duration_is_learnable_but_not_exact(green_jan: pd.DataFrame) -> None:
-    from sklearn.feature_extraction import DictVectorizer
-    from sklearn.linear_model import LinearRegression
-    from sklearn.metrics import root_mean_squared_error
-    from sklearn.pipeline import Pipeline
-
-    def xy(df: pd.DataFrame) -> tuple[list[dict[str, object]], np.ndarray]:
-        keep = minutes(df).between(1, 60)
-        df = df[keep]
-        pairs = df["PULocationID"].astype(str) + "_" + df["DOLocationID"].astype(str)
-        return [{"PU_DO": p, "trip_distance": d} for p, d in zip(pairs, df["trip_distance"])], minutes(df).to_numpy()
-
-    X_train, y_train = xy(green_jan.sample(30_000, random_state=1))
-    X_val, y_val = xy(data.make_twin("green", 2021, 2, n_rows=10_000).to_pandas())
-    pipeline = Pipeline([("dv", DictVectorizer()), ("model", LinearRegression())]).fit(X_train, y_train)
-    assert 6 <= root_mean_squared_error(y_val, pipeline.predict(X_val)) <= 10
+def test_twin_duration_follows_distance_with_noise(green_jan: pd.DataFrame) -> None:
+    # benchmarks/twin_stats.py checks the full models (LinearRegression ~7 min RMSE, XGBoost lower).
+    duration = minutes(green_jan)
+    inside = duration.between(1, 60)
+    correlation = np.corrcoef(np.log1p(green_jan["trip_distance"][inside]), duration[inside])[0, 1]
+    assert 0.5 < correlation < 0.95
 
 
 # --- zones --------------------------------------------------------------------------------------
