@@ -48,7 +48,7 @@ def features(df: pd.DataFrame) -> tuple[list[dict[str, object]], np.ndarray]:
     return [{"PU_DO": p, "trip_distance": d} for p, d in zip(pairs, df["trip_distance"])], y
 
 
-def model_rmse(train: pd.DataFrame, val: pd.DataFrame) -> dict[str, float]:
+def model_rmse(train: pd.DataFrame, val: pd.DataFrame, depth: int, rounds: int) -> dict[str, float]:
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.linear_model import LinearRegression
     from sklearn.metrics import root_mean_squared_error
@@ -59,17 +59,19 @@ def model_rmse(train: pd.DataFrame, val: pd.DataFrame) -> dict[str, float]:
     X_val, y_val = features(val)
     lr = Pipeline([("dv", DictVectorizer()), ("model", LinearRegression())]).fit(X_train, y_train)
     dv = DictVectorizer().fit(X_train)
-    xgb = XGBRegressor(max_depth=30, learning_rate=0.1, n_estimators=200, min_child_weight=1.2,
+    xgb = XGBRegressor(max_depth=depth, learning_rate=0.1, n_estimators=rounds, min_child_weight=1.2,
                        reg_alpha=0.018, reg_lambda=0.012, objective="reg:squarederror",
                        early_stopping_rounds=20, n_jobs=-1, random_state=42)
     xgb.fit(dv.transform(X_train), y_train, eval_set=[(dv.transform(X_val), y_val)], verbose=False)
     return {"LinearRegression val RMSE": root_mean_squared_error(y_val, lr.predict(X_val)),
-            "XGBoost val RMSE": root_mean_squared_error(y_val, xgb.predict(dv.transform(X_val)))}
+            f"XGBoost (depth {depth}) val RMSE": root_mean_squared_error(y_val, xgb.predict(dv.transform(X_val)))}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-models", action="store_true", help="skip the LR vs XGBoost comparison")
+    parser.add_argument("--xgb-depth", type=int, default=30, help="XGBoost max_depth")
+    parser.add_argument("--xgb-rounds", type=int, default=200, help="XGBoost boosting rounds (early stopping at 20)")
     args = parser.parse_args()
     frames = {}
     rows = []
@@ -80,7 +82,8 @@ def main() -> None:
         print(pd.DataFrame(rows).set_index("month").T.to_string())
     if not args.no_models:
         print("\nreal (green Jan->Feb 2021): LinearRegression ~7.76")
-        for name, rmse in model_rmse(frames["green", 2021, 1], frames["green", 2021, 2]).items():
+        for name, rmse in model_rmse(frames["green", 2021, 1], frames["green", 2021, 2], args.xgb_depth,
+                                     args.xgb_rounds).items():
             print(f"{name}: {rmse:.3f}")
 
 
