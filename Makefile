@@ -39,7 +39,7 @@ help: ## List the targets
 setup: $(VENV_STAMP) ## Create .venv from uv.lock with helpers installed editable
 
 $(VENV_STAMP): uv.lock pyproject.toml | $(UV_BOOTSTRAP)
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --python $(PYTHON)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	@touch $@
 
 .tools/bin/uv:
