@@ -116,6 +116,33 @@ EXERCISES: dict[str, Exercise] = {
             (lambda a: _number(a) == 2, "Each distinct PU_DO pair becomes its own column; count them all."),
         ),
     ),
+    "03.best_rmse": Exercise(
+        question="What is the best validation RMSE of the XGBoost search, to two decimals?",
+        tolerance=0.01,
+        hint="The search returns it: search.best_rmse (round it to two decimals).",
+        solution="answer = round(search.best_rmse, 2)",
+        hints=((_between(6.5, 20), "Is that the linear model's RMSE? The question asks for the search's best trial."),),
+    ),
+    "03.l1_param": Exercise(
+        question="In the course's search space, which XGBoost parameter is the L1 regularisation?",
+        expected="reg_alpha",
+        hint="Look at tracking.SEARCH_SPACE: two parameters start with reg_.",
+        solution='answer = "reg_alpha"',
+        hints=((lambda a: str(a).strip().lower() == "reg_lambda", "reg_lambda is the L2 penalty; L1 is the other one."),),
+    ),
+    "04.alias": Exercise(
+        question="Which alias does the web service load, models:/nyc-taxi-duration@...?",
+        expected="champion",
+        hint="Two aliases are in play; the server loads the one that has won.",
+        solution='answer = "champion"',
+        hints=((lambda a: str(a).strip().lower() == "challenger", "The challenger has not won yet; servers load the winner."),),
+    ),
+    "04.promoted": Exercise(
+        question="Was the challenger promoted in the comparison above? (True or False)",
+        hint="Read decision.promoted, or compare the two test RMSEs: lower wins.",
+        solution="answer = decision.promoted",
+        hints=((lambda a: not isinstance(a, bool), "Answer with True or False."),),
+    ),
 }
 
 

@@ -16,7 +16,8 @@ from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from sklearn.linear_model import LinearRegression
+from sklearn.base import clone
+from sklearn.linear_model import LinearRegression, Ridge
 
 from helpers import data, features
 from helpers.tracking import EXPERIMENT_NAME, MODEL_URI_TAG, model_input, train_and_log, use_experiment
@@ -27,6 +28,7 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
 TEST_MONTH = ("green", 2021, 3)
+PROVISIONED_MODELS = (LinearRegression(), Ridge(alpha=1.0))
 
 
 def champion_uri(name: str = MODEL_NAME) -> str:
@@ -191,25 +193,33 @@ def legacy_stage_transition(version: str | int, stage: str = "Staging", name: st
     return next((str(w.message) for w in caught if issubclass(w.category, FutureWarning | DeprecationWarning)), "")
 
 
-def ensure_champion(name: str = MODEL_NAME) -> ModelVersion:
-    """Return the champion, first training and registering a quick one on a fresh store.
+def ensure_candidates(count: int = 2) -> list[Run]:
+    """At least ``count`` candidate runs in the course experiment, training quick ones if needed.
 
     A chapter opened on its own (04, 06, 07) calls this, so it never depends on an earlier one
-    having run: a LinearRegression on Jan/Feb 2021 takes seconds.
+    having run: linear models on Jan/Feb 2021 take seconds.
     """
+    use_experiment()
+    runs = candidate_runs(top=count)
+    if len(runs) >= count:
+        return runs
+    train, val = data.fetch_month("green", 2021, 1), data.fetch_month("green", 2021, 2)
+    df_train, df_val = features.read_prepared(train.path), features.read_prepared(val.path)
+    for estimator in PROVISIONED_MODELS[: count - len(runs)]:
+        train_and_log(
+            clone(estimator), df_train, df_val, train_source=train.path, val_source=val.path,
+            data_source=train.source, run_name=f"provisioned-{type(estimator).__name__}",
+        )
+    return candidate_runs(top=count)
+
+
+def ensure_champion(name: str = MODEL_NAME) -> ModelVersion:
+    """Return the champion, first registering the best candidate (see :func:`ensure_candidates`)."""
     use_experiment()
     champion = version_by_alias(CHAMPION, name)
     if champion is not None:
         return champion
-    runs = candidate_runs(top=1)
-    if not runs:
-        train, val = data.fetch_month("green", 2021, 1), data.fetch_month("green", 2021, 2)
-        train_and_log(
-            LinearRegression(), features.read_prepared(train.path), features.read_prepared(val.path),
-            train_source=train.path, val_source=val.path, data_source=train.source, run_name="provisioned-baseline",
-        )
-        runs = candidate_runs(top=1)
-    version = register_run(runs[0], name)
+    version = register_run(ensure_candidates(1)[0], name)
     MlflowClient().set_registered_model_alias(name, CHAMPION, version.version)
     MlflowClient().set_model_version_tag(name, version.version, "status", "champion")
     return MlflowClient().get_model_version(name, version.version)

@@ -27,6 +27,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from sklearn.base import RegressorMixin
 from sklearn.feature_extraction import DictVectorizer
+from sklearn.linear_model import Lasso, Ridge
 from sklearn.pipeline import Pipeline
 
 from helpers import config
@@ -304,6 +305,41 @@ def train_best_xgboost(
         mlflow.xgboost.log_model(result.pipeline["model"], name="xgboost_model", pip_requirements=PIP_REQUIREMENTS)
         log_pickle(result.pipeline["vectorizer"], "preprocessor", "dv.bin")
     return result
+
+
+def autolog_runs(df_train: pd.DataFrame, df_val: pd.DataFrame, data_source: str, xgb_rounds: int = 50) -> list[str]:
+    """Train Ridge and Lasso under ``mlflow.sklearn.autolog`` and a small XGBoost under
+    ``mlflow.xgboost.autolog``, adding only the validation RMSE by hand.
+
+    Autolog records every constructor parameter and training metric without being told; models
+    are left out here because each chapter logs its own with a signature.
+
+    Returns:
+        The run ids, in the order above.
+    """
+    run_ids = []
+    mlflow.sklearn.autolog(log_models=False, log_datasets=False, silent=True)
+    try:
+        for estimator in (Ridge(alpha=1.0), Lasso(alpha=0.01)):
+            with mlflow.start_run(run_name=f"autolog-{type(estimator).__name__}") as run:
+                mlflow.set_tags(run_tags(data_source))
+                pipeline = train_pipeline(estimator, df_train)
+                mlflow.log_metric("rmse", evaluate(pipeline, df_val))
+            run_ids.append(run.info.run_id)
+    finally:
+        mlflow.sklearn.autolog(disable=True)
+    _, train, val = _matrices(df_train, df_val)
+    mlflow.xgboost.autolog(log_models=False, log_datasets=False, silent=True)
+    try:
+        with mlflow.start_run(run_name="autolog-xgboost") as run:
+            mlflow.set_tags(run_tags(data_source))
+            booster = xgb.train({"max_depth": 6, "learning_rate": 0.3, "seed": 42}, train,
+                                num_boost_round=xgb_rounds, evals=[(val, "validation")], verbose_eval=False)
+            mlflow.log_metric("rmse", rmse(val.get_label(), booster.predict(val)))
+        run_ids.append(run.info.run_id)
+    finally:
+        mlflow.xgboost.autolog(disable=True)
+    return run_ids
 
 
 def runs_frame(experiment_name: str = EXPERIMENT_NAME, filter_string: str = "") -> pd.DataFrame:

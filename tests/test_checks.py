@@ -8,6 +8,10 @@ CASES = {
     "01.maturity": dict(right=0, wrong=3, expected=None),
     "02.kept_share": dict(right=0.9655, wrong=0.5, expected=0.966),
     "02.n_features": dict(right=13_000, wrong=2, expected=13_000),
+    "03.best_rmse": dict(right=5.904, wrong=7.8, expected=5.9),
+    "03.l1_param": dict(right="reg_alpha", wrong="reg_lambda", expected=None),
+    "04.alias": dict(right="Champion", wrong="challenger", expected=None),
+    "04.promoted": dict(right=True, wrong=False, expected=True),
 }
 
 
