@@ -30,7 +30,7 @@ PYTEST_ARGS ?=
 LAB_IP ?= 127.0.0.1
 LAB_PORT ?= 8888
 
-.PHONY: help setup course lab test clean distclean lock
+.PHONY: help setup course lab test clean distclean lock mlflow notebooks
 
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(firstword $(MAKEFILE_LIST)) \
@@ -51,6 +51,12 @@ course: setup ## Run every chapter notebook into build/notebooks/ and print a su
 
 lab: setup ## Start JupyterLab on the course environment (port 8888)
 	$(VENV)/bin/jupyter lab --ip $(LAB_IP) --port $(LAB_PORT) --no-browser
+
+mlflow: setup ## Start the MLflow tracking server and UI on the course store (port 5000) until Ctrl-C
+	$(VENV_PY) -m helpers.mlflow_server --port 5000
+
+notebooks: setup ## Re-execute the committed notebooks offline and quick, as nbval replays them
+	$(VENV_PY) -m helpers.notebook_form refresh
 
 test: setup ## Run the tests offline and in quick mode, as CI does
 	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(VENV_PY) -m pytest $(PYTEST_ARGS)

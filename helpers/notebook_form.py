@@ -1,0 +1,123 @@
+"""The committed form of the chapter notebooks, and how to refresh it.
+
+Committed notebooks carry the outputs of an offline, quick run on fresh, isolated stores: the
+same run nbval repeats in ``make test``, so the outputs it compares are reproducible. Execution
+metadata (papermill's timings, timestamps) is stripped so a refresh only changes what changed.
+
+``python -m helpers.notebook_form check`` lists what is off; ``refresh`` re-executes and rewrites.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import nbformat
+
+from helpers.course import find_chapters, notebooks_dir, run_chapter
+
+KERNEL_NAME = "python3"
+ALLOWED_NOTEBOOK_METADATA = {"kernelspec", "language_info"}
+ALLOWED_CELL_METADATA = {"tags"}
+
+
+def isolated_env(base: Path) -> dict[str, str]:
+    """Settings that keep a run's data cache, models and MLflow store under ``base``, offline and quick."""
+    return {
+        "WORKBOOK_OFFLINE": "1",
+        "WORKBOOK_QUICK": "1",
+        "WORKBOOK_DATA_DIR": str(base / "data"),
+        "WORKBOOK_MODELS_DIR": str(base / "models"),
+        "WORKBOOK_BUILD_DIR": str(base / "build"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{base / 'mlflow.db'}",
+    }
+
+
+@contextmanager
+def isolated_stores() -> Iterator[Path]:
+    """Point every setting at a fresh temporary folder for the duration of the block."""
+    base = Path(tempfile.mkdtemp(prefix="workbook-"))
+    saved = dict(os.environ)
+    os.environ.update(isolated_env(base))
+    try:
+        yield base
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def canonical(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook without execution metadata: only kernelspec/language_info and cell tags stay."""
+    notebook.metadata = {k: v for k, v in notebook.metadata.items() if k in ALLOWED_NOTEBOOK_METADATA}
+    notebook.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3 (ipykernel)", "language": "python"}
+    notebook.metadata["language_info"] = {"name": "python"}
+    for cell in notebook.cells:
+        cell.metadata = {k: v for k, v in cell.metadata.items() if k in ALLOWED_CELL_METADATA}
+    return notebook
+
+
+def problems(notebook: nbformat.NotebookNode) -> list[str]:
+    """What keeps a committed notebook from the agreed form; empty when it is fine."""
+    found = []
+    if notebook.metadata.get("kernelspec", {}).get("name") != KERNEL_NAME:
+        found.append(f"kernelspec is not {KERNEL_NAME!r}")
+    stray = set(notebook.metadata) - ALLOWED_NOTEBOOK_METADATA
+    if stray:
+        found.append(f"stray notebook metadata {sorted(stray)}")
+    for number, cell in enumerate(notebook.cells):
+        stray = set(cell.metadata) - ALLOWED_CELL_METADATA
+        if stray:
+            found.append(f"cell {number}: stray metadata {sorted(stray)}")
+        if cell.cell_type != "code":
+            continue
+        if cell.source.strip() and cell.execution_count is None:
+            found.append(f"cell {number}: not executed")
+        if any(output.output_type == "error" for output in cell.outputs):
+            found.append(f"cell {number}: error output")
+    if not any("parameters" in cell.metadata.get("tags", []) for cell in notebook.cells):
+        found.append("no cell tagged 'parameters'")
+    return found
+
+
+def refresh(chapters: Sequence[Path]) -> None:
+    """Re-execute ``chapters`` in order on fresh isolated stores and rewrite them in canonical form.
+
+    Raises:
+        RuntimeError: naming the first chapter that failed; nothing of it is written back.
+    """
+    with isolated_stores() as base:
+        for chapter in chapters:
+            result = run_chapter(chapter, base / "executed")
+            if not result.ok:
+                raise RuntimeError(f"{chapter.name} failed: {result.error}; its committed copy is unchanged")
+            executed = nbformat.read(result.output_path, as_version=4)
+            nbformat.write(canonical(executed), chapter)
+            print(f"refreshed {chapter.name} in {result.seconds:.1f} s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``check`` (exit 1 when a notebook is off) or ``refresh`` the chapter notebooks."""
+    parser = argparse.ArgumentParser(prog="python -m helpers.notebook_form", description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["check", "refresh"])
+    parser.add_argument("--only", nargs="+", default=[], metavar="NN", help="chapters, e.g. --only 01 02")
+    args = parser.parse_args(argv)
+    chapters = find_chapters(notebooks_dir(), args.only)
+    if args.action == "refresh":
+        refresh(chapters)
+        return 0
+    bad = {path.name: problems(nbformat.read(path, as_version=4)) for path in chapters}
+    for name, found in bad.items():
+        for problem in found:
+            print(f"{name}: {problem}")
+    return 1 if any(bad.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
