@@ -1,17 +1,14 @@
-"""helpers.data: downloads against a local server, the real-or-twin choice, and the twin's behaviour."""
+"""helpers.data: downloads against a local server, the real-or-twin choice, and the cache."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import data
+from helpers import data, tlc, twin
 from tests.conftest import FakeTLC, Reply
 
 GREEN_JAN = "/green_tripdata_2021-01.parquet"
@@ -25,13 +22,8 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def small_parquet() -> bytes:
     buffer = io.BytesIO()
-    pq.write_table(data.make_twin("green", 2021, 1, n_rows=200), buffer)
+    pq.write_table(twin.make_twin("green", 2021, 1, n_rows=200), buffer)
     return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def green_jan() -> pd.DataFrame:
-    return data.make_twin("green", 2021, 1).to_pandas()
 
 
 @pytest.fixture
@@ -39,22 +31,6 @@ def workbook_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("WORKBOOK_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("WORKBOOK_OFFLINE", raising=False)
     return tmp_path
-
-
-def minutes(df: pd.DataFrame, color: str = "green") -> pd.Series:
-    return (df[data.DROPOFF_COLUMN[color]] - df[data.PICKUP_COLUMN[color]]).dt.total_seconds() / 60
-
-
-def test_trip_filename_and_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WORKBOOK_TLC_URL", "http://mirror/trips/")
-    assert data.trip_filename("green", 2021, 1) == "green_tripdata_2021-01.parquet"
-    assert data.trip_url("yellow", 2023, 12) == "http://mirror/trips/yellow_tripdata_2023-12.parquet"
-
-
-@pytest.mark.parametrize(("color", "month"), [("blue", 1), ("green", 13)])
-def test_trip_filename_rejects_bad_arguments(color: str, month: int) -> None:
-    with pytest.raises(ValueError, match="color must be one of|month must be 1-12"):
-        data.trip_filename(color, 2021, month)
 
 
 # --- download -----------------------------------------------------------------------------------
@@ -127,7 +103,7 @@ def test_fetch_month_offline_uses_the_twin(workbook_env: Path, monkeypatch: pyte
 def test_fetch_month_uses_a_dropped_in_file_as_is(workbook_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKBOOK_OFFLINE", "1")
     dropped = workbook_env / "green_tripdata_2021-01.parquet"
-    pq.write_table(data.make_twin("green", 2021, 1, n_rows=10), dropped)
+    pq.write_table(twin.make_twin("green", 2021, 1, n_rows=10), dropped)
     before = dropped.read_bytes()
     month = data.fetch_month("green", 2021, 1)
     assert (month.source, month.path) == ("real", dropped)
@@ -159,69 +135,12 @@ def test_fetch_month_404_is_an_error_not_a_twin(workbook_env: Path, monkeypatch:
         data.fetch_month("green", 2030, 1)
 
 
-# --- the offline twin ---------------------------------------------------------------------------
-
-@pytest.mark.parametrize("color", data.COLORS)
-def test_twin_has_exactly_the_real_schema(color: str) -> None:
-    table = data.make_twin(color, 2021, 1, n_rows=500)
-    assert table.schema.names == data.SCHEMAS[color].names
-    for name in table.schema.names:
-        assert table.schema.field(name).type == data.SCHEMAS[color].field(name).type, name
-
-
-def test_green_ehail_fee_is_all_null() -> None:
-    table = data.make_twin("green", 2021, 1, n_rows=500)
-    assert table.schema.field("ehail_fee").type == pa.null()
-    assert table.column("ehail_fee").null_count == 500
-
-
-def test_twin_is_deterministic_and_differs_between_months() -> None:
-    assert data.make_twin("green", 2021, 3, n_rows=1000).equals(data.make_twin("green", 2021, 3, n_rows=1000))
-    assert not data.make_twin("green", 2021, 3, n_rows=1000).equals(data.make_twin("green", 2021, 4, n_rows=1000))
-
-
-def test_twin_uses_the_real_row_count() -> None:
-    assert data.make_twin("green", 2021, 1).num_rows == 76_518
-
-
-def test_twin_share_outside_1_to_60_minutes(green_jan: pd.DataFrame) -> None:
-    duration = minutes(green_jan)
-    assert 0.02 <= 1 - duration.between(1, 60).mean() <= 0.05
-    assert (duration >= 0).all()
-
-
-@pytest.mark.parametrize(("year", "month", "mean"), [(2021, 1, 16.85), (2021, 2, 17.85), (2022, 1, 14.09)])
-def test_twin_mean_duration_matches_the_real_month(year: int, month: int, mean: float) -> None:
-    duration = minutes(data.make_twin("green", year, month).to_pandas())
-    assert duration[duration.between(1, 60)].mean() == pytest.approx(mean, abs=1)
-
-
-def test_twin_trips_get_faster_in_later_years() -> None:
-    jan21, jan22 = (minutes(data.make_twin("green", y, 1).to_pandas()) for y in (2021, 2022))
-    assert jan22[jan22.between(1, 60)].mean() < jan21[jan21.between(1, 60)].mean() - 2
-
-
-def test_twin_popular_zones_and_nulls(green_jan: pd.DataFrame) -> None:
-    shares = green_jan["PULocationID"].value_counts(normalize=True)
-    assert shares.index[0] == 74 and shares[74] == pytest.approx(0.09, abs=0.01)
-    assert green_jan["passenger_count"].isna().mean() == pytest.approx(0.47, abs=0.02)
-    assert green_jan["VendorID"].notna().all()
-
-
-def test_twin_duration_follows_distance_with_noise(green_jan: pd.DataFrame) -> None:
-    # benchmarks/twin_stats.py checks the full models (LinearRegression ~7 min RMSE, XGBoost lower).
-    duration = minutes(green_jan)
-    inside = duration.between(1, 60)
-    correlation = np.corrcoef(np.log1p(green_jan["trip_distance"][inside]), duration[inside])[0, 1]
-    assert 0.5 < correlation < 0.95
-
-
 # --- zones --------------------------------------------------------------------------------------
 
 def test_offline_zones(workbook_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKBOOK_OFFLINE", "1")
     zones = data.fetch_zones()
-    assert list(zones.columns) == data.ZONE_COLUMNS
+    assert list(zones.columns) == tlc.ZONE_COLUMNS
     assert zones["LocationID"].tolist() == list(range(1, 266))
     assert zones.set_index("LocationID").loc[132, "Zone"] == "JFK Airport"
     assert (workbook_env / "twin" / "taxi_zone_lookup.csv").exists()
@@ -229,6 +148,6 @@ def test_offline_zones(workbook_env: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_zones_download(workbook_env: Path, monkeypatch: pytest.MonkeyPatch, tlc_server: FakeTLC) -> None:
     monkeypatch.setenv("WORKBOOK_ZONES_URL", tlc_server.url + "/misc/taxi_zone_lookup.csv")
-    tlc_server.routes["/misc/taxi_zone_lookup.csv"] = [Reply(body=data.make_zones().to_csv(index=False).encode())]
+    tlc_server.routes["/misc/taxi_zone_lookup.csv"] = [Reply(body=twin.make_zones().to_csv(index=False).encode())]
     zones = data.fetch_zones()
     assert len(zones) == 265 and (workbook_env / "taxi_zone_lookup.csv").exists()
