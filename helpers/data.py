@@ -25,7 +25,7 @@ from tqdm import tqdm
 from helpers import config
 # Re-exported so that ``from helpers import data`` still reaches the TLC names and the twin.
 from helpers.tlc import COLORS, DROPOFF_COLUMN, PICKUP_COLUMN, SCHEMAS, ZONE_COLUMNS, trip_filename, trip_url
-from helpers.twin import make_twin, make_zones
+from helpers.twin import TWIN_VERSION, make_twin, make_zones
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def _fetch(name: str, url: str, label: str, required: Sequence[str],
            write_twin: Callable[[Path], None]) -> tuple[Path, str, str]:
     """Shared real-or-twin decision: returns (path, source, message)."""
     real = config.data_dir() / name
-    twin = config.data_dir() / "twin" / name
+    twin = config.data_dir() / "twin" / f"v{TWIN_VERSION}" / name
     if real.exists():
         return real, "real", f"{label}: real TLC file {_shown(real)}"
     if config.offline():

@@ -12,6 +12,10 @@ import pyarrow as pa
 
 from helpers.tlc import COLORS, DROPOFF_COLUMN, PICKUP_COLUMN, SCHEMAS, ZONE_COLUMNS, trip_filename
 
+# Cached twins live under a folder named after this version: bump it whenever the generator's
+# output changes, so a cache made by an older generator is never read as the current twin.
+TWIN_VERSION = 1
+
 _F, _I, _TS = pa.float64(), pa.int64(), pa.timestamp("us")
 
 # --- Zones ---------------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def test_fetch_month_offline_uses_the_twin(workbook_env: Path, monkeypatch: pyte
     monkeypatch.setenv("WORKBOOK_OFFLINE", "1")
     month = data.fetch_month("green", 2021, 1)
     assert month.source == "twin"
-    assert month.path == workbook_env / "twin" / "green_tripdata_2021-01.parquet"
+    assert month.path == workbook_env / "twin" / f"v{twin.TWIN_VERSION}" / "green_tripdata_2021-01.parquet"
     assert "offline twin (WORKBOOK_OFFLINE=1)" in month.message
     assert not (workbook_env / "green_tripdata_2021-01.parquet").exists()
 
@@ -143,7 +143,7 @@ def test_offline_zones(workbook_env: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert list(zones.columns) == tlc.ZONE_COLUMNS
     assert zones["LocationID"].tolist() == list(range(1, 266))
     assert zones.set_index("LocationID").loc[132, "Zone"] == "JFK Airport"
-    assert (workbook_env / "twin" / "taxi_zone_lookup.csv").exists()
+    assert (workbook_env / "twin" / f"v{twin.TWIN_VERSION}" / "taxi_zone_lookup.csv").exists()
 
 
 def test_zones_download(workbook_env: Path, monkeypatch: pytest.MonkeyPatch, tlc_server: FakeTLC) -> None:
