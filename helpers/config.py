@@ -47,6 +47,19 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{REPO_ROOT / 'mlflow.db'}")
 
 
+def artifacts_dir(uri: str | None = None) -> Path:
+    """Where a local MLflow store keeps artifacts: ``mlartifacts/`` beside its SQLite file.
+
+    Keeping them together means a test's temporary store, or a second course checkout, never
+    writes into another's artifacts; anything but a SQLite store uses ``<repo>/mlartifacts``.
+    """
+    uri = uri or tracking_uri()
+    prefix = "sqlite:///"
+    if uri.startswith(prefix):
+        return Path(uri[len(prefix):]).resolve().parent / "mlartifacts"
+    return REPO_ROOT / "mlartifacts"
+
+
 def models_dir() -> Path:
     """Where chapter 02 saves its pickled model (``WORKBOOK_MODELS_DIR``, default ``<repo>/models``)."""
     return Path(os.environ.get("WORKBOOK_MODELS_DIR", REPO_ROOT / "models")).expanduser().resolve()

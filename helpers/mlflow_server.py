@@ -27,22 +27,6 @@ logger = logging.getLogger(__name__)
 _POLL_SECONDS = 0.2
 
 
-def artifacts_dir_for(backend_uri: str) -> Path:
-    """Where the server stores artifacts for a backend store.
-
-    Args:
-        backend_uri: The server's backend store URI.
-
-    Returns:
-        ``<folder of the db>/mlartifacts`` for ``sqlite:///<path>`` (so a store and its artifacts
-        stay together), otherwise ``<repo>/mlartifacts``.
-    """
-    prefix = "sqlite:///"
-    if backend_uri.startswith(prefix):
-        return Path(backend_uri[len(prefix):]).parent / "mlartifacts"
-    return config.REPO_ROOT / "mlartifacts"
-
-
 @dataclass
 class MlflowServer:
     """A running ``mlflow server``: the leader of its own process group."""
@@ -97,7 +81,7 @@ def start_server(
     Args:
         port: Port to listen on; a busy port (or 0) is replaced by a free one.
         backend_uri: Backend store URI (default ``config.tracking_uri()``).
-        artifacts_dir: Artifact store folder (default ``artifacts_dir_for(backend_uri)``).
+        artifacts_dir: Artifact store folder (default ``config.artifacts_dir(backend_uri)``).
         timeout: Seconds to wait for ``/health`` before giving up.
 
     Returns:
@@ -108,7 +92,7 @@ def start_server(
     """
     host = "127.0.0.1"
     backend_uri = backend_uri or config.tracking_uri()
-    artifacts_dir = Path(artifacts_dir or artifacts_dir_for(backend_uri))
+    artifacts_dir = Path(artifacts_dir or config.artifacts_dir(backend_uri))
     requested, port = port, _usable_port(host, port)
     if requested and port != requested:
         logger.warning("Port %d is busy; starting the MLflow server on port %d instead.", requested, port)

@@ -55,17 +55,14 @@ SEARCH_SPACE = {
 
 
 def artifact_root(tracking_uri: str) -> str | None:
-    """Where a local store keeps artifacts: ``mlartifacts/`` beside the SQLite file.
+    """Artifact location for new experiments: ``mlartifacts/`` beside a SQLite store.
 
     Without it MLflow would write ``./mlruns`` under whatever the working directory is. A
     tracking server (http) decides for itself, so this returns ``None`` there.
     """
-    parsed = urlparse(tracking_uri)
-    if parsed.scheme == "sqlite":
-        return (Path(parsed.path).parent / "mlartifacts").resolve().as_uri()
-    if parsed.scheme in ("", "file"):
-        return (Path(parsed.path) / "mlartifacts").resolve().as_uri()
-    return None
+    if urlparse(tracking_uri).scheme != "sqlite":
+        return None
+    return config.artifacts_dir(tracking_uri).as_uri()
 
 
 def use_experiment(name: str = EXPERIMENT_NAME, tracking_uri: str | None = None) -> Experiment:

@@ -25,3 +25,8 @@ def test_offline_flag_accepts_the_usual_spellings(monkeypatch):
 
 def test_repo_root_holds_the_package():
     assert (config.REPO_ROOT / "helpers" / "config.py").is_file()
+
+
+def test_artifacts_of_a_sqlite_store_sit_beside_it(tmp_path):
+    assert config.artifacts_dir(f"sqlite:///{tmp_path}/mlflow.db") == tmp_path / "mlartifacts"
+    assert config.artifacts_dir("http://127.0.0.1:5000") == config.REPO_ROOT / "mlartifacts"
