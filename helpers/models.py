@@ -1,0 +1,68 @@
+"""Load the trip-duration model from wherever it lives, and say which version it is.
+
+Batch scoring, the web service and the stream all accept a ``MODEL_URI``: a registry URI
+(``models:/nyc-taxi-duration@champion`` or ``models:/nyc-taxi-duration/3``), a run's model
+(``runs:/<id>/model``), or a pickled pipeline file such as chapter 02's ``models/lin_reg.bin``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from helpers import training
+
+DEFAULT_MODEL_URI = "models:/nyc-taxi-duration@champion"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A fitted course pipeline with where it came from."""
+
+    uri: str
+    version: str
+    pipeline: Pipeline
+
+    def predict(self, rides: pd.DataFrame) -> np.ndarray:
+        """Durations in minutes for rides with PULocationID, DOLocationID and trip_distance."""
+        return self.pipeline.predict(rides)
+
+
+def _registry_version(uri: str) -> str:
+    from mlflow.tracking import MlflowClient  # see load(): only registry URIs need MLflow
+
+    name_and_ref = uri.removeprefix("models:/")
+    if "@" in name_and_ref:
+        name, alias = name_and_ref.split("@", 1)
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+    name, _, version = name_and_ref.partition("/")
+    if not version.isdigit():
+        raise ValueError(f"cannot tell the version of {uri!r}; use models:/<name>@<alias> or models:/<name>/<version>")
+    return version
+
+
+def load(uri: str) -> LoadedModel:
+    """Load a model by registry/run URI or file path.
+
+    Args:
+        uri: ``models:/name@alias``, ``models:/name/N``, ``runs:/<run_id>/model``, or a file path.
+
+    Returns:
+        The pipeline and its version: the registry version, the run id, or the file name.
+
+    Raises:
+        FileNotFoundError: a path that does not exist.
+        mlflow.exceptions.MlflowException: an unknown registered model, alias or run.
+    """
+    if uri.startswith(("models:/", "runs:/")):
+        # Imported here: serving a pickled file should not pay MLflow's seconds of import time.
+        import mlflow
+
+        version = _registry_version(uri) if uri.startswith("models:/") else uri.split("/")[1]
+        return LoadedModel(uri, version, mlflow.sklearn.load_model(uri))
+    path = Path(uri.removeprefix("file://"))
+    return LoadedModel(uri, path.name, training.load_model(path))
