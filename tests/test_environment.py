@@ -215,7 +215,7 @@ def test_ci_script_is_executable() -> None:
 
 # --- shell scripts ------------------------------------------------------------------------------
 
-SHELL_SCRIPTS = [REPO_ROOT / "scripts" / "ec2-setup.sh", REPO_ROOT / ".ci" / "run"]
+SHELL_SCRIPTS = [REPO_ROOT / "scripts" / "ec2-setup.sh", REPO_ROOT / ".ci" / "run", REPO_ROOT / "benchmarks" / "setup_and_course.sh"]
 
 
 @pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: p.name)
