@@ -1,0 +1,203 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from sklearn.feature_extraction import DictVectorizer
+from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import Pipeline
+
+from helpers import batch, config, models, registry, tracking
+from helpers.features import RideFeatures, duration_mask, prepare
+from helpers.training import save_model, train_pipeline
+from helpers.twin import make_twin
+from mlflow_fixtures import months, store, synthetic_month  # noqa: F401 - pytest fixtures
+
+GREEN_2021_01_ROWS = 76_518
+
+
+@pytest.fixture(scope="module")
+def model():
+    # Trained on a twin month so that most, not all, pickup/dropoff pairs of another month are known.
+    pipeline = train_pipeline(LinearRegression(), prepare(make_twin("green", 2021, 2, n_rows=20_000).to_pandas()))
+    return models.LoadedModel("memory", "7", pipeline)
+
+
+@pytest.fixture(scope="module")
+def green():
+    return make_twin("green", 2021, 1, n_rows=2_000).to_pandas()
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    return save_model(train_pipeline(LinearRegression(), synthetic_month(2_000, seed=1)), tmp_path / "m.bin")
+
+
+def test_score_month_has_the_course_columns_in_order(model, green):
+    scored = batch.score_month(model, green, "green", progress=False)
+    assert list(scored.columns) == ["ride_id", "lpep_pickup_datetime", "PULocationID", "DOLocationID",
+                                    "actual_duration", "predicted_duration", "diff", "model_version"]
+    assert scored.dtypes[["lpep_pickup_datetime", "PULocationID", "actual_duration", "predicted_duration",
+                          "diff"]].tolist() == [green["lpep_pickup_datetime"].dtype, np.int64, float, float, float]
+    assert pd.api.types.is_string_dtype(scored["ride_id"]) and pd.api.types.is_string_dtype(scored["model_version"])
+    assert len(scored) == len(green)
+
+
+def test_ride_id_is_year_month_and_the_row_number_in_the_file(model, green):
+    scored = batch.score_month(model, green.iloc[[5, 9]], "green", year=2021, month=1, progress=False)
+    assert scored["ride_id"].tolist() == ["2021/01_5", "2021/01_9"]
+
+
+def test_the_year_and_month_default_to_the_month_of_the_file(model, green):
+    assert batch.score_month(model, green.head(3), "green", progress=False)["ride_id"].iloc[0] == "2021/01_0"
+
+
+def test_diff_is_actual_minus_predicted_and_the_model_version_is_kept(model, green):
+    scored = batch.score_month(model, green, "green", progress=False)
+    assert np.array_equal(scored["diff"], scored["actual_duration"] - scored["predicted_duration"])
+    assert (scored["model_version"] == "7").all()
+
+
+def test_every_ride_is_scored_and_the_course_rows_are_a_filter_away(model, green):
+    scored = batch.score_month(model, green, "green", year=2021, month=1, progress=False)
+    assert (~duration_mask(scored["actual_duration"])).sum() > 0
+    course = prepare(green)
+    kept = scored[duration_mask(scored["actual_duration"])]
+    assert kept["ride_id"].tolist() == [f"2021/01_{i}" for i in course.index]
+    assert np.array_equal(kept["predicted_duration"], model.predict(course))
+
+
+def test_yellow_keeps_its_tpep_pickup_column(model):
+    yellow = make_twin("yellow", 2023, 1, n_rows=500).to_pandas()
+    scored = batch.score_month(model, yellow, "yellow", progress=False)
+    assert scored.columns[1] == "tpep_pickup_datetime"
+    assert scored["ride_id"].iloc[0] == "2023/01_0"
+
+
+def test_chunks_give_the_same_result_as_one_call(model, green):
+    pd.testing.assert_frame_equal(batch.score_month(model, green, "green", chunk_rows=333, progress=False),
+                                  batch.score_month(model, green, "green", progress=False))
+
+
+def test_the_fast_path_predicts_exactly_what_the_pipeline_predicts(model):
+    rides = make_twin("green", 2021, 3).to_pandas()[["PULocationID", "DOLocationID", "trip_distance"]]
+    assert np.array_equal(batch.predict_durations(model, rides), model.predict(rides))
+    as_strings = rides.head(5_000).astype({"PULocationID": str, "DOLocationID": str})
+    assert np.array_equal(batch.predict_durations(model, as_strings), model.predict(as_strings))
+
+
+def test_the_fast_path_builds_the_vectorizers_own_matrix(model):
+    rides = make_twin("yellow", 2023, 1, n_rows=3_000).to_pandas()
+    pipeline = model.pipeline
+    expected = pipeline[1].transform(pipeline[0].transform(rides))
+    built = batch._vectorizer_matrix(pipeline[1], rides)
+    assert (expected != built).nnz == 0
+    assert np.array_equal(expected.indptr, built.indptr) and np.array_equal(expected.indices, built.indices)
+
+
+def test_another_pipeline_is_called_as_it_is(green, months):
+    dense = Pipeline([("features", RideFeatures()), ("vectorizer", DictVectorizer(sparse=False)),
+                      ("model", LinearRegression())]).fit(months[0], months[0]["duration"])
+    model = models.LoadedModel("memory", "dense", dense)
+    assert np.array_equal(batch.predict_durations(model, green), dense.predict(green))
+
+
+def test_output_path_partitions_by_taxi_type_year_and_month(tmp_path):
+    path = batch.output_path(tmp_path, "green", 2021, 1)
+    assert path == tmp_path / "taxi_type=green" / "year=2021" / "month=01" / "predictions.parquet"
+
+
+def test_the_predictions_folder_reads_as_one_partitioned_dataset(model, green, tmp_path):
+    scored = batch.score_month(model, green.head(10), "green", progress=False)
+    batch.write_atomically(scored, batch.output_path(tmp_path, "green", 2021, 1))
+    batch.write_atomically(scored.head(4), batch.output_path(tmp_path, "green", 2021, 2))
+    dataset = pd.read_parquet(tmp_path)
+    assert len(dataset) == 14
+    assert dataset.groupby(["taxi_type", "year", "month"], observed=True).size().tolist() == [10, 4]
+    assert set(dataset["taxi_type"].astype(str)) == {"green"}
+
+
+def _write_half_then_fail(df, path, **kwargs):
+    with open(path, "wb") as f:
+        f.write(b"PAR1 half a file")
+    raise OSError("disk full")
+
+
+def test_a_failed_write_leaves_no_file_and_no_temporary_file(model, green, tmp_path, monkeypatch):
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", _write_half_then_fail)
+    path = batch.output_path(tmp_path, "green", 2021, 1)
+    with pytest.raises(OSError, match="disk full"):
+        batch.write_atomically(batch.score_month(model, green.head(10), "green", progress=False), path)
+    assert list(path.parent.iterdir()) == []
+
+
+def test_a_failed_write_keeps_the_previous_predictions(model, green, tmp_path, monkeypatch):
+    path = batch.write_atomically(green.head(3), tmp_path / "predictions.parquet")
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", _write_half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        batch.write_atomically(green.head(5), path)
+    monkeypatch.undo()
+    assert len(pd.read_parquet(path)) == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["predictions.parquet"]
+
+
+def test_running_again_replaces_the_previous_output(model_file, tmp_path):
+    first = batch.run("green", 2021, 1, str(model_file), tmp_path, progress=False)
+    pd.DataFrame({"ride_id": ["stale"]}).to_parquet(first)
+    second = batch.run("green", 2021, 1, str(model_file), tmp_path, progress=False)
+    assert second == first
+    assert len(pd.read_parquet(second)) == GREEN_2021_01_ROWS
+    assert [p.name for p in second.parent.iterdir()] == ["predictions.parquet"]
+
+
+def test_the_cli_scores_a_month_offline_from_a_model_file(model_file, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "helpers.batch", "--color", "green", "--year", "2021", "--month", "1",
+         "--model-uri", str(model_file), "--output-dir", str(tmp_path)],
+        capture_output=True, text=True, cwd=config.REPO_ROOT, env={**os.environ, "WORKBOOK_OFFLINE": "1"},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    path = batch.output_path(tmp_path, "green", 2021, 1)
+    assert done.stdout.strip() == str(path)
+    assert "offline twin" in done.stderr
+    assert len(pd.read_parquet(path)) == GREEN_2021_01_ROWS
+
+
+def test_help_explains_the_options(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        batch.main(["--help"])
+    assert exit_.value.code == 0
+    shown = capsys.readouterr().out
+    assert "--model-uri" in shown and "MODEL_URI" in shown and "taxi_type=" in shown
+
+
+def test_month_13_is_refused_with_exit_code_2(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        batch.main(["--color", "green", "--year", "2021", "--month", "13"])
+    assert exit_.value.code == 2
+    assert "month must be 1-12, got 13" in capsys.readouterr().err
+
+
+def test_a_model_that_cannot_be_loaded_exits_1_with_what_to_do(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MODEL_URI", str(tmp_path / "no.bin"))
+    assert batch.main(["--color", "green", "--year", "2021", "--month", "1"]) == 1
+    shown = capsys.readouterr().err
+    assert "cannot load the model" in shown and "no.bin" in shown and "--model-uri" in shown
+
+
+def test_run_scores_with_the_registry_champion(store, months, tmp_path):
+    df_train, df_val, _ = months
+    tracking.use_experiment("batch-tests")
+    result = tracking.train_and_log(LinearRegression(), df_train, df_val, train_source="a", val_source="b",
+                                    data_source="twin")
+    version = registry.register_run(MlflowClient().get_run(result.run_id), "batch-tests")
+    MlflowClient().set_registered_model_alias("batch-tests", "champion", version.version)
+
+    path = batch.run("green", 2021, 1, "models:/batch-tests@champion", tmp_path, progress=False)
+    scored = pd.read_parquet(path)
+    assert len(scored) == GREEN_2021_01_ROWS
+    assert (scored["model_version"] == str(version.version)).all()
