@@ -30,7 +30,7 @@ PYTEST_ARGS ?=
 LAB_IP ?= 127.0.0.1
 LAB_PORT ?= 8888
 
-.PHONY: help setup course lab test clean distclean lock mlflow notebooks
+.PHONY: help setup course lab test clean distclean lock mlflow notebooks serve
 
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(firstword $(MAKEFILE_LIST)) \
@@ -54,6 +54,9 @@ lab: setup ## Start JupyterLab on the course environment (port 8888)
 
 mlflow: setup ## Start the MLflow tracking server and UI on the course store (port 5000) until Ctrl-C
 	$(VENV_PY) -m helpers.mlflow_server --port 5000
+
+serve: setup ## Serve MODEL_URI (default: the champion) with gunicorn on SERVE_BIND (127.0.0.1:9696) until Ctrl-C
+	$(VENV_PY) -m helpers.service_process --bind $(or $(SERVE_BIND),127.0.0.1:9696)
 
 notebooks: setup ## Re-execute the committed notebooks offline and quick, as nbval replays them
 	$(VENV_PY) -m helpers.notebook_form refresh

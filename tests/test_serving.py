@@ -1,0 +1,191 @@
+"""The web service through Flask's test client, on a small pipeline trained in memory."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sklearn.linear_model import LinearRegression
+
+from helpers.models import LoadedModel
+from helpers.serving import create_app
+from helpers.training import train_pipeline
+from mlflow_fixtures import synthetic_month
+
+RIDE = {"PULocationID": 10, "DOLocationID": 3, "trip_distance": 4.0}
+
+
+@pytest.fixture(scope="module")
+def model() -> LoadedModel:
+    return LoadedModel("test://small", "7", train_pipeline(LinearRegression(), synthetic_month(500, seed=1)))
+
+
+@pytest.fixture
+def client(model):
+    return create_app(model, max_batch=5).test_client()
+
+
+def samples(client) -> dict[tuple[str, tuple], float]:
+    """Every sample on /metrics, keyed by name and sorted labels."""
+    text = client.get("/metrics").get_data(as_text=True)
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_ping_answers_pong(client):
+    response = client.get("/ping")
+    assert (response.status_code, response.get_data(as_text=True)) == (200, "PONG")
+
+
+def test_one_ride_gets_its_duration_and_the_model_version(client, model):
+    response = client.post("/predict", json=RIDE)
+
+    assert response.status_code == 200
+    assert response.json == {"duration": pytest.approx(model.pipeline.predict([RIDE])[0]), "model_version": "7"}
+
+
+def test_a_batch_gets_one_answer_per_ride_in_order(client, model):
+    rides = [{**RIDE, "trip_distance": miles} for miles in (1.0, 8.0, 3)]
+
+    response = client.post("/predict", json=rides)
+
+    assert response.status_code == 200
+    assert [answer["duration"] for answer in response.json] == pytest.approx(model.pipeline.predict(rides))
+    assert {answer["model_version"] for answer in response.json} == {"7"}
+
+
+def test_extra_fields_are_ignored(client):
+    whole_record = {**RIDE, "VendorID": 2, "lpep_pickup_datetime": "2021-01-01 00:15:56"}
+    assert client.post("/predict", json=whole_record).json == client.post("/predict", json=RIDE).json
+
+
+def test_health_names_the_model(client):
+    assert client.get("/health").json == {"status": "ok", "model_uri": "test://small", "model_version": "7"}
+
+
+def test_no_model_is_loaded_at_import():
+    import helpers.serving
+
+    assert not hasattr(helpers.serving, "app")
+
+
+BAD_REQUESTS = [
+    # (id, body, content type, status, field, index, words in the message)
+    ("malformed json", b'{"PULocationID": 10,', "application/json", 400, None, None, "malformed JSON"),
+    ("not utf-8", b'\xff\xfe{"a"', "application/json", 400, None, None, "malformed JSON"),
+    ("form content type", b"PULocationID=10", "application/x-www-form-urlencoded", 415, None, None, "application/json"),
+    ("no content type", b"{}", None, 415, None, None, "Content-Type"),
+    ("a string body", b'"ride"', "application/json", 422, None, None, "got a JSON string"),
+    ("a number body", b"42", "application/json", 422, None, None, "got a JSON number"),
+    ("null body", b"null", "application/json", 422, None, None, "got a JSON null"),
+    ("empty list", b"[]", "application/json", 422, None, None, "empty list"),
+    ("missing field", b'{"PULocationID": 10, "DOLocationID": 3}', "application/json", 422, "trip_distance", None,
+     "missing field 'trip_distance'"),
+    ("zone as string", b'{"PULocationID": "10", "DOLocationID": 3, "trip_distance": 1}', "application/json", 422,
+     "PULocationID", None, "integer zone ID"),
+    ("zone as float", b'{"PULocationID": 10.0, "DOLocationID": 3, "trip_distance": 1}', "application/json", 422,
+     "PULocationID", None, "integer zone ID"),
+    ("zone as bool", b'{"PULocationID": 10, "DOLocationID": true, "trip_distance": 1}', "application/json", 422,
+     "DOLocationID", None, "got a JSON boolean"),
+    ("zone 0", b'{"PULocationID": 0, "DOLocationID": 3, "trip_distance": 1}', "application/json", 422,
+     "PULocationID", None, "1-265, got 0"),
+    ("zone 266", b'{"PULocationID": 10, "DOLocationID": 266, "trip_distance": 1}', "application/json", 422,
+     "DOLocationID", None, "1-265, got 266"),
+    ("distance as string", b'{"PULocationID": 10, "DOLocationID": 3, "trip_distance": "4"}', "application/json",
+     422, "trip_distance", None, "number of miles"),
+    ("distance as bool", b'{"PULocationID": 10, "DOLocationID": 3, "trip_distance": false}', "application/json",
+     422, "trip_distance", None, "got a JSON boolean"),
+    ("distance null", b'{"PULocationID": 10, "DOLocationID": 3, "trip_distance": null}', "application/json",
+     422, "trip_distance", None, "got a JSON null"),
+    ("negative distance", b'{"PULocationID": 10, "DOLocationID": 3, "trip_distance": -1.5}', "application/json",
+     422, "trip_distance", None, ">= 0"),
+    ("NaN distance", b'{"PULocationID": 10, "DOLocationID": 3, "trip_distance": NaN}', "application/json",
+     422, "trip_distance", None, "finite"),
+    ("infinite distance", b'{"PULocationID": 10, "DOLocationID": 3, "trip_distance": 1e400}', "application/json",
+     422, "trip_distance", None, "finite"),
+    ("huge integer distance", b'{"PULocationID": 10, "DOLocationID": 3, "trip_distance": 1' + b"0" * 400 + b"}",
+     "application/json", 422, "trip_distance", None, "finite"),
+    ("bad ride in a batch", b'[{"PULocationID": 10, "DOLocationID": 3, "trip_distance": 1},'
+     b' {"PULocationID": 10, "trip_distance": 1}]', "application/json", 422, "DOLocationID", 1, "missing field"),
+    ("non-object in a batch", b'[{"PULocationID": 10, "DOLocationID": 3, "trip_distance": 1}, 5]',
+     "application/json", 422, None, 1, "must be a JSON object"),
+    ("batch over max_batch", b"[" + b",".join([b'{"PULocationID": 1, "DOLocationID": 1, "trip_distance": 1}'] * 6)
+     + b"]", "application/json", 413, None, None, "at most 5"),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "field", "index", "words"),
+    [case[1:] for case in BAD_REQUESTS],
+    ids=[case[0] for case in BAD_REQUESTS],
+)
+def test_a_bad_request_gets_a_specific_4xx(client, body, content_type, status, field, index, words):
+    headers = {"Content-Type": content_type} if content_type else {}
+
+    response = client.post("/predict", data=body, headers=headers)
+
+    assert response.status_code == status
+    assert words in response.json["error"]
+    assert (response.json["field"], response.json["index"]) == (field, index)
+
+
+def test_a_body_over_the_byte_limit_is_413(client):
+    response = client.post("/predict", data=b" " * (2 * 1024 * 1024), content_type="application/json")
+    assert (response.status_code, response.json["field"]) == (413, None)
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [("GET", "/nowhere", 404), ("GET", "/predict", 405),
+                                                         ("DELETE", "/ping", 405)])
+def test_unknown_routes_and_methods_answer_json(client, method, path, status):
+    response = client.open(path, method=method)
+    assert response.status_code == status
+    assert set(response.json) == {"error", "field", "index"}
+
+
+def test_a_fault_of_the_server_is_a_json_500(model):
+    class Broken:
+        uri, version = "test://broken", "0"
+
+        def predict(self, rides):
+            raise RuntimeError("model file corrupted")
+
+    response = create_app(Broken()).test_client().post("/predict", json=RIDE)
+
+    assert response.status_code == 500
+    assert "internal server error" in response.json["error"]
+
+
+def test_metrics_count_requests_by_endpoint_method_and_status(client):
+    client.post("/predict", json=RIDE)
+    client.post("/predict", json={"PULocationID": 0})
+
+    found = samples(client)
+
+    assert found[("http_requests_total", (("endpoint", "/predict"), ("method", "POST"), ("status", "200")))] == 1
+    assert found[("http_requests_total", (("endpoint", "/predict"), ("method", "POST"), ("status", "422")))] == 1
+    assert found[("http_request_duration_seconds_count", (("endpoint", "/predict"),))] == 2
+    assert found[("model_info", (("model_uri", "test://small"), ("model_version", "7")))] == 1
+
+
+def test_the_prediction_histogram_observes_each_ride(client, model):
+    rides = [{**RIDE, "trip_distance": miles} for miles in (0.5, 2.0, 30.0)]
+    durations = model.pipeline.predict(rides)
+    client.post("/predict", json=rides)
+
+    found = samples(client)
+
+    assert found[("predicted_duration_minutes_count", ())] == 3
+    assert found[("predicted_duration_minutes_sum", ())] == pytest.approx(durations.sum())
+    assert found[("predicted_duration_minutes_bucket", (("le", "+Inf"),))] == 3
+    assert found[("predicted_duration_minutes_bucket", (("le", "10.0"),))] == (durations <= 10).sum()
+
+
+def test_two_apps_keep_separate_metrics(model):
+    first, second = create_app(model).test_client(), create_app(model).test_client()
+    first.get("/ping")
+
+    ping_200 = ("http_requests_total", (("endpoint", "/ping"), ("method", "GET"), ("status", "200")))
+    assert samples(first)[ping_200] == 1
+    assert ping_200 not in samples(second)
