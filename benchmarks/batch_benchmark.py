@@ -1,7 +1,7 @@
 """Batch scoring speed on a yellow-sized month (~3M rides of the offline twin), in rides per minute.
 
 Times the end-to-end job (read parquet -> score -> write parquet) and the scoring step alone, with
-the fast path of ``helpers.batch.predict_durations`` and with the pipeline's own ``predict``.
+and the pipeline's own ``predict``.
 The target is at least 1M rides a minute on 2 cores.
 
 Run: .venv/bin/python benchmarks/batch_benchmark.py [--rows N]
@@ -15,7 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 from sklearn.linear_model import LinearRegression
@@ -62,9 +61,7 @@ def main() -> None:
         df = pd.read_parquet(source, columns=columns)
         timed("score_month alone", rows, lambda: batch.score_month(model, df, "yellow", progress=False))
         rides = df[["PULocationID", "DOLocationID", "trip_distance"]]
-        fast = timed("predict: fast path (predict_durations)", rows, lambda: batch.predict_durations(model, rides))
-        slow = timed("predict: pipeline.predict (dict per ride)", rows, lambda: model.predict(rides))
-        print(f"predictions identical: {np.array_equal(fast, slow)}")
+        timed("predict alone (pipeline.predict)", rows, lambda: model.predict(rides))
 
 
 if __name__ == "__main__":

@@ -23,13 +23,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import scipy.sparse as sp
-from sklearn.feature_extraction import DictVectorizer
-from sklearn.pipeline import Pipeline
 from tqdm import tqdm
 
 from helpers import config, data, models
-from helpers.features import RideFeatures, add_duration
+from helpers.features import add_duration
 from helpers.tlc import COLORS, DROPOFF_COLUMN, PICKUP_COLUMN
 
 logger = logging.getLogger(__name__)
@@ -47,70 +44,6 @@ def output_columns(color: str) -> list[str]:
     """The columns of a predictions file, in order."""
     return ["ride_id", PICKUP_COLUMN[color], "PULocationID", "DOLocationID",
             "actual_duration", "predicted_duration", "diff", "model_version"]
-
-
-def _vectorizer_matrix(vectorizer: DictVectorizer, rides: pd.DataFrame) -> sp.csr_matrix:
-    """What ``vectorizer.transform(RideFeatures().transform(rides))`` returns, without one dict a ride.
-
-    Each distinct pickup/dropoff pair (a few thousand a month) is turned into its ``PU_DO`` string
-    and looked up once; every ride then has at most two entries: its pair's column (none for a
-    pair unseen in training, as DictVectorizer does) and ``trip_distance``.
-    """
-    if "PU_DO" in rides:
-        pair_codes, pairs = pd.factorize(rides["PU_DO"], use_na_sentinel=False)
-        keys = pd.Index(pairs)
-    else:
-        pu_codes, pu = pd.factorize(rides["PULocationID"], use_na_sentinel=False)
-        do_codes, do = pd.factorize(rides["DOLocationID"], use_na_sentinel=False)
-        pair_codes, unique_pairs = pd.factorize(pu_codes.astype(np.int64) * len(do) + do_codes)
-        pu_str = pd.Series(pu).astype(str).to_numpy()[unique_pairs // len(do)]
-        do_str = pd.Series(do).astype(str).to_numpy()[unique_pairs % len(do)]
-        keys = pd.Index(pu_str + "_" + do_str)  # as RideFeatures spells them
-    prefix = "PU_DO" + vectorizer.separator
-    vocabulary = pd.Index(vectorizer.feature_names_)
-    pair_column = vocabulary.get_indexer(prefix + keys.astype(str))[pair_codes]
-    distance_column = vectorizer.vocabulary_["trip_distance"]
-
-    n = len(rides)
-    columns = np.column_stack([pair_column, np.full(n, distance_column)])
-    values = np.column_stack([np.ones(n), rides["trip_distance"].astype(float).to_numpy()])
-    order = np.argsort(columns, axis=1, kind="stable")  # DictVectorizer sorts each row's columns
-    columns = np.take_along_axis(columns, order, axis=1)
-    values = np.take_along_axis(values, order, axis=1)
-    known = columns >= 0
-    indptr = np.concatenate([[0], np.cumsum(known.sum(axis=1))])
-    return sp.csr_matrix(
-        (values[known].astype(vectorizer.dtype), columns[known].astype(np.int32), indptr),
-        shape=(n, len(vocabulary)),
-    )
-
-
-def _has_course_front(pipeline: Pipeline) -> bool:
-    """True for the course's ``RideFeatures -> DictVectorizer (sparse) -> ...`` pipeline."""
-    if not isinstance(pipeline, Pipeline) or len(pipeline.steps) < 3:
-        return False
-    features, vectorizer = pipeline[0], pipeline[1]
-    prefix = "PU_DO" + getattr(vectorizer, "separator", "=")
-    return (
-        isinstance(features, RideFeatures)
-        and isinstance(vectorizer, DictVectorizer)
-        and vectorizer.sparse
-        and "trip_distance" in vectorizer.vocabulary_
-        and all(name == "trip_distance" or name.startswith(prefix) for name in vectorizer.feature_names_)
-    )
-
-
-def predict_durations(model: models.LoadedModel, rides: pd.DataFrame) -> np.ndarray:
-    """The same numbers as ``model.predict(rides)``, several times faster for the course's pipeline.
-
-    ``RideFeatures`` and ``DictVectorizer`` build and read one Python dict a ride; for the course's
-    pipeline the same sparse matrix is built with array operations and handed to the later steps.
-    Any other pipeline is called as it is.
-    """
-    pipeline = model.pipeline
-    if not _has_course_front(pipeline):
-        return np.asarray(model.predict(rides))
-    return np.asarray(pipeline[2:].predict(_vectorizer_matrix(pipeline[1], rides)))
 
 
 def _file_month(pickup: pd.Series) -> tuple[int, int]:
@@ -150,7 +83,7 @@ def score_month(model: models.LoadedModel, df: pd.DataFrame, color: str, *, year
               disable=not progress) as bar:
         for start in range(0, len(df), chunk_rows):
             chunk = df.iloc[start:start + chunk_rows]
-            predicted[start:start + len(chunk)] = predict_durations(model, chunk[_RIDE_COLUMNS])
+            predicted[start:start + len(chunk)] = model.predict(chunk[_RIDE_COLUMNS])
             bar.update(len(chunk))
     actual = add_duration(df[[pickup_column, DROPOFF_COLUMN[color]]])["duration"].to_numpy()
     result = pd.DataFrame({

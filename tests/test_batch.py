@@ -6,12 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
-from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import LinearRegression
-from sklearn.pipeline import Pipeline
 
 from helpers import batch, config, models, registry, tracking
-from helpers.features import RideFeatures, duration_mask, prepare
+from helpers.features import duration_mask, prepare
 from helpers.training import save_model, train_pipeline
 from helpers.twin import make_twin
 from mlflow_fixtures import months, store, synthetic_month  # noqa: F401 - pytest fixtures
@@ -80,29 +78,6 @@ def test_yellow_keeps_its_tpep_pickup_column(model):
 def test_chunks_give_the_same_result_as_one_call(model, green):
     pd.testing.assert_frame_equal(batch.score_month(model, green, "green", chunk_rows=333, progress=False),
                                   batch.score_month(model, green, "green", progress=False))
-
-
-def test_the_fast_path_predicts_exactly_what_the_pipeline_predicts(model):
-    rides = make_twin("green", 2021, 3).to_pandas()[["PULocationID", "DOLocationID", "trip_distance"]]
-    assert np.array_equal(batch.predict_durations(model, rides), model.predict(rides))
-    as_strings = rides.head(5_000).astype({"PULocationID": str, "DOLocationID": str})
-    assert np.array_equal(batch.predict_durations(model, as_strings), model.predict(as_strings))
-
-
-def test_the_fast_path_builds_the_vectorizers_own_matrix(model):
-    rides = make_twin("yellow", 2023, 1, n_rows=3_000).to_pandas()
-    pipeline = model.pipeline
-    expected = pipeline[1].transform(pipeline[0].transform(rides))
-    built = batch._vectorizer_matrix(pipeline[1], rides)
-    assert (expected != built).nnz == 0
-    assert np.array_equal(expected.indptr, built.indptr) and np.array_equal(expected.indices, built.indices)
-
-
-def test_another_pipeline_is_called_as_it_is(green, months):
-    dense = Pipeline([("features", RideFeatures()), ("vectorizer", DictVectorizer(sparse=False)),
-                      ("model", LinearRegression())]).fit(months[0], months[0]["duration"])
-    model = models.LoadedModel("memory", "dense", dense)
-    assert np.array_equal(batch.predict_durations(model, green), dense.predict(green))
 
 
 def test_output_path_partitions_by_taxi_type_year_and_month(tmp_path):
