@@ -23,8 +23,7 @@ from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 
 from helpers import config
-# Re-exported so that ``from helpers import data`` still reaches the TLC names and the twin.
-from helpers.tlc import COLORS, DROPOFF_COLUMN, PICKUP_COLUMN, SCHEMAS, ZONE_COLUMNS, trip_filename, trip_url
+from helpers.tlc import DROPOFF_COLUMN, PICKUP_COLUMN, ZONE_COLUMNS, trip_filename, trip_url
 from helpers.twin import TWIN_VERSION, make_twin, make_zones
 
 logger = logging.getLogger(__name__)
