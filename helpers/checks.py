@@ -143,6 +143,25 @@ EXERCISES: dict[str, Exercise] = {
         solution="answer = decision.promoted",
         hints=((lambda a: not isinstance(a, bool), "Answer with True or False."),),
     ),
+    "06.bad_status": Exercise(
+        question="What HTTP status code does the service answer to a ride with a negative distance?",
+        hint="Look at bad.status_code: a 4xx means the client sent something wrong.",
+        solution="answer = bad.status_code",
+        hints=(
+            (_between(500, 599), "A 5xx would be the server's fault; a bad ride is the client's."),
+            (lambda a: _number(a) == 200, "The service refuses the ride; 200 would mean it predicted."),
+        ),
+    ),
+    "06.mode": Exercise(
+        question="Scoring every trip of last month overnight for a report: batch, online or streaming?",
+        expected="batch",
+        hint="Nobody waits for these answers, and the data is all there already.",
+        solution='answer = "batch"',
+        hints=(
+            (lambda a: str(a).strip().lower() == "online", "Online is for a client waiting on each answer."),
+            (lambda a: str(a).strip().lower() == "streaming", "Streaming is for events that keep arriving."),
+        ),
+    ),
 }
 
 

@@ -66,6 +66,25 @@ def put_rides(client, stream: str, rides: Mapping[int, Mapping]) -> int:
     return len(entries)
 
 
+def read_stream(client, stream: str) -> list[dict]:
+    """Every record of every shard of ``stream``, oldest first per shard, decoded from JSON.
+
+    For looking at what a stream holds (a notebook, a test); a service would keep consuming.
+    """
+    records = []
+    for shard in client.list_shards(StreamName=stream)["Shards"]:
+        iterator = client.get_shard_iterator(
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while True:
+            response = client.get_records(ShardIterator=iterator, Limit=1000)
+            records += [json.loads(record["Data"]) for record in response["Records"]]
+            if not response["Records"] and response["MillisBehindLatest"] == 0:
+                break
+            iterator = response["NextShardIterator"]
+    return records
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
