@@ -85,7 +85,14 @@ def to_dicts(rides: pd.DataFrame | Iterable[Mapping]) -> list[dict]:
     trip_distance, as the web service receives them), so training and serving share one path.
     """
     if not isinstance(rides, pd.DataFrame):
-        rides = pd.DataFrame(list(rides))
+        # A request holds one or a few rides: building the dicts directly is much cheaper than a frame.
+        return [
+            {
+                "PU_DO": ride["PU_DO"] if "PU_DO" in ride else f"{ride['PULocationID']}_{ride['DOLocationID']}",
+                "trip_distance": float(ride["trip_distance"]),
+            }
+            for ride in rides
+        ]
     pu = rides["PULocationID"].astype(str)
     do = rides["DOLocationID"].astype(str)
     pu_do = rides["PU_DO"] if "PU_DO" in rides else pu + "_" + do

@@ -7,6 +7,7 @@ Batch scoring, the web service and the stream all accept a ``MODEL_URI``: a regi
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +28,8 @@ class LoadedModel:
     version: str
     pipeline: Pipeline
 
-    def predict(self, rides: pd.DataFrame) -> np.ndarray:
-        """Durations in minutes for rides with PULocationID, DOLocationID and trip_distance."""
+    def predict(self, rides: pd.DataFrame | Sequence[Mapping]) -> np.ndarray:
+        """Durations in minutes for rides (a frame or mappings) with PULocationID, DOLocationID, trip_distance."""
         return self.pipeline.predict(rides)
 
 
