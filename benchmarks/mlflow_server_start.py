@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,7 +19,8 @@ from pathlib import Path
 
 import requests
 
-from helpers.mlflow_server import MlflowServer, _usable_port, _group_alive, start_server
+from helpers.mlflow_server import MlflowServer, start_server
+from helpers.processes import free_port, group_alive, start_in_group
 
 
 def time_helper(tmp: Path) -> tuple[float, float, int]:
@@ -33,7 +33,7 @@ def time_helper(tmp: Path) -> tuple[float, float, int]:
 
 def time_default(tmp: Path) -> tuple[float, float, int]:
     """The same for a bare ``mlflow server``: four uvicorn workers and job execution enabled."""
-    port = _usable_port("127.0.0.1", 0)
+    port = free_port("127.0.0.1", 0)
     backend_uri = f"sqlite:///{tmp}/mlflow.db"
     command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
                "--backend-store-uri", backend_uri,
@@ -41,10 +41,9 @@ def time_default(tmp: Path) -> tuple[float, float, int]:
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true"}
     log_path = tmp / "default.log"
     started = time.perf_counter()
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                   start_new_session=True)
-    server = MlflowServer("127.0.0.1", port, backend_uri, tmp / "mlartifacts", process, log_path)
+    process = start_in_group(command, env, log_path)
+    server = MlflowServer(process=process, log_path=log_path, host="127.0.0.1", port=port,
+                          backend_uri=backend_uri, artifacts_dir=tmp / "mlartifacts")
     while time.perf_counter() - started < 300:
         if process.poll() is not None:
             raise RuntimeError(f"default server exited; see {log_path}")
@@ -69,7 +68,7 @@ def time_stop(server: MlflowServer) -> tuple[float, int]:
     left = {pid: _state(pid) for pid in group if _state(pid) not in ("", "Z", "X")}
     if left:
         print(f"    still running: {left}")
-    return seconds, len(left) + _group_alive(server.process.pid)
+    return seconds, len(left) + group_alive(server.process.pid)
 
 
 def _state(pid: int) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -23,8 +22,8 @@ from pathlib import Path
 import requests
 
 from helpers import config, registry
-from helpers.mlflow_server import _group_alive, _signal_group, _usable_port, _wait_group_gone
 from helpers.notebook_form import isolated_stores
+from helpers.processes import GroupProcess, free_port, start_in_group
 from helpers.service_process import gunicorn_args, start_service
 
 RIDE = {"PULocationID": 43, "DOLocationID": 151, "trip_distance": 1.8}
@@ -70,19 +69,13 @@ def load(url: str, body: dict, clients: int, per_client: int, max_seconds: float
 
 def start_mlflow_serve(model_uri: str, log_path: Path, timeout: float = 180) -> tuple[str, Callable[[], None]]:
     """``mlflow models serve`` on loopback; its /invocations URL and a function that stops it."""
-    port = _usable_port("127.0.0.1", 0)
+    port = free_port("127.0.0.1", 0)
     # It starts uvicorn by name, so the venv's bin must be on PATH.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
                "-h", "127.0.0.1", "-p", str(port)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-
-    def stop() -> None:
-        _signal_group(process.pid, 15)
-        if not _wait_group_gone(process, process.pid, 10):
-            _signal_group(process.pid, 9)
-            _wait_group_gone(process, process.pid, 10)
+    process = start_in_group(command, env, log_path)
+    stop = GroupProcess(process, log_path).stop
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:

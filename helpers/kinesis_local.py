@@ -8,18 +8,15 @@ live in the server's memory and vanish when it stops.
 from __future__ import annotations
 
 import logging
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import boto3
 import requests
 
 from helpers import config
-from helpers.mlflow_server import _group_alive, _signal_group, _tail, _usable_port, _wait_group_gone
+from helpers.processes import GroupProcess, free_port, log_tail, start_in_group, wait_until_ready
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +28,11 @@ _POLL_SECONDS = 0.1
 
 
 @dataclass
-class LocalKinesis:
+class LocalKinesis(GroupProcess):
     """A running moto server: the leader of its own process group."""
 
     host: str
     port: int
-    process: subprocess.Popen
-    log_path: Path
 
     @property
     def endpoint_url(self) -> str:
@@ -64,22 +59,6 @@ class LocalKinesis:
             time.sleep(_POLL_SECONDS)
         raise TimeoutError(f"stream {name!r} on {self.endpoint_url} was not ACTIVE within {timeout:g} s")
 
-    def stop(self, timeout: float = 10) -> None:
-        """Stop the server and every process of its group; calling it again does nothing."""
-        pgid = self.process.pid  # a new session: the group id is the leader's PID
-        if self.process.poll() is not None and not _group_alive(pgid):
-            return  # already stopped; the id may since name someone else's group
-        _signal_group(pgid, signal.SIGTERM)
-        if not _wait_group_gone(self.process, pgid, timeout):
-            _signal_group(pgid, signal.SIGKILL)
-            _wait_group_gone(self.process, pgid, timeout)
-
-    def __enter__(self) -> LocalKinesis:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
 
 def start_kinesis(port: int = 0, timeout: float = 30) -> LocalKinesis:
     """Start moto's server on 127.0.0.1 and wait until it answers.
@@ -95,34 +74,26 @@ def start_kinesis(port: int = 0, timeout: float = 30) -> LocalKinesis:
         RuntimeError: The server exited or did not answer in time; the message quotes its log.
     """
     host = "127.0.0.1"
-    port = _usable_port(host, port)
+    port = free_port(host, port)
     command = [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
     log_path = config.build_dir() / f"moto-kinesis-{port}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:  # a file, not a PIPE that nobody reads and that fills up
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    server = LocalKinesis(host, port, process, log_path)
-    problem = _wait_ready(server, timeout)
+    process = start_in_group(command, None, log_path)
+    server = LocalKinesis(process=process, log_path=log_path, host=host, port=port)
+    # moto's own config endpoint answers once the server is up.
+    url = f"{server.endpoint_url}/moto-api/config"
+    problem = wait_until_ready(process, lambda: _answers(url), timeout, _POLL_SECONDS, what=url)
     if problem:
         server.stop()
         raise RuntimeError(
-            f"moto server {problem}.\nCommand: {' '.join(command)}\nLast lines of {log_path}:\n{_tail(log_path)}"
+            f"moto server {problem}.\nCommand: {' '.join(command)}\nLast lines of {log_path}:\n{log_tail(log_path)}"
         )
     logger.info("Local Kinesis ready at %s (log: %s)", server.endpoint_url, log_path)
     return server
 
 
-def _wait_ready(server: LocalKinesis, timeout: float) -> str | None:
-    """Poll moto's own config endpoint; None once it answers, else why it did not."""
-    url = f"{server.endpoint_url}/moto-api/config"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            return f"exited with code {server.process.returncode} before it was ready"
-        try:
-            if requests.get(url, timeout=2).ok:
-                return None
-        except requests.RequestException:
-            pass  # not listening yet
-        time.sleep(_POLL_SECONDS)
-    return f"did not answer {url} within {timeout:g} s"
+def _answers(url: str) -> bool:
+    """True when ``url`` answers with a success status."""
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:
+        return False  # not listening yet

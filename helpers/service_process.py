@@ -11,20 +11,15 @@ import argparse
 import logging
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
 from helpers import config, environment, models
-
-# Process-group handling is the same as for the MLflow server.
-from helpers.mlflow_server import _group_alive, _signal_group, _tail, _usable_port, _wait_group_gone
+from helpers.processes import GroupProcess, free_port, log_tail, start_in_group, wait_until_ready
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +38,11 @@ def gunicorn_args(bind: str, workers: int) -> list[str]:
 
 
 @dataclass
-class ServiceProcess:
+class ServiceProcess(GroupProcess):
     """A running gunicorn serving a model: the leader of its own process group."""
 
     port: int
     model_uri: str
-    process: subprocess.Popen
-    log_path: Path
     metrics_dir: Path
 
     @property
@@ -68,20 +61,9 @@ class ServiceProcess:
         Args:
             timeout: Seconds to wait after SIGTERM before sending SIGKILL.
         """
-        pgid = self.process.pid  # a new session's group id is its leader's PID
-        # Once the leader is reaped and the group empty, the id may name someone else's group.
-        if self.process.poll() is None or _group_alive(pgid):
-            _signal_group(pgid, signal.SIGTERM)
-            if not _wait_group_gone(self.process, pgid, timeout):
-                _signal_group(pgid, signal.SIGKILL)
-                _wait_group_gone(self.process, pgid, timeout)
+        super().stop(timeout)
+        # After the workers: they write their metric files there until they exit.
         shutil.rmtree(self.metrics_dir, ignore_errors=True)
-
-    def __enter__(self) -> ServiceProcess:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def start_service(
@@ -107,7 +89,7 @@ def start_service(
         RuntimeError: gunicorn exited or did not answer in time; the message quotes its log.
     """
     host = "127.0.0.1"
-    requested, port = port, _usable_port(host, port)
+    requested, port = port, free_port(host, port)
     if requested and port != requested:
         logger.warning("Port %d is busy; starting the service on port %d instead.", requested, port)
     # A fresh, empty folder per start: the workers' metric files of an earlier run must not count.
@@ -121,39 +103,28 @@ def start_service(
     }
     command = [sys.executable, "-m", *gunicorn_args(f"{host}:{port}", workers)]
     log_path = config.build_dir() / f"service-{port}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    # A log file rather than a PIPE: nobody reads a pipe, and a full one blocks the server.
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=server_env, cwd=config.REPO_ROOT,
-            start_new_session=True,  # own process group, so stop() reaches every worker
-        )
-    service = ServiceProcess(port, model_uri, process, log_path, metrics_dir)
-    problem = _wait_ready(service, timeout)
+    process = start_in_group(command, server_env, log_path, cwd=config.REPO_ROOT)
+    service = ServiceProcess(process=process, log_path=log_path, port=port, model_uri=model_uri,
+                             metrics_dir=metrics_dir)
+    problem = wait_until_ready(process, lambda: _pongs(service.url), timeout, _POLL_SECONDS,
+                               what=f"{service.url}/ping")
     if problem:
         service.stop()
         raise RuntimeError(
             f"The web service {problem}.\nCommand: {' '.join(command)}\n"
-            f"Last lines of {log_path}:\n{_tail(log_path)}"
+            f"Last lines of {log_path}:\n{log_tail(log_path)}"
         )
     logger.info("Web service ready at %s (log: %s)", service.url, log_path)
     return service
 
 
-def _wait_ready(service: ServiceProcess, timeout: float) -> str | None:
-    """Poll ``/ping``; None when it answers PONG, else why it did not."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if service.process.poll() is not None:
-            return f"exited with code {service.process.returncode} before it was ready"
-        try:
-            response = requests.get(f"{service.url}/ping", timeout=2)
-            if response.status_code == 200 and response.text == "PONG":
-                return None
-        except requests.RequestException:
-            pass  # not listening yet
-        time.sleep(_POLL_SECONDS)
-    return f"did not answer {service.url}/ping within {timeout:g} s"
+def _pongs(url: str) -> bool:
+    """True when ``/ping`` answers PONG."""
+    try:
+        response = requests.get(f"{url}/ping", timeout=2)
+    except requests.RequestException:
+        return False  # not listening yet
+    return response.status_code == 200 and response.text == "PONG"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,7 +17,8 @@ import requests
 from mlflow import MlflowClient
 from sklearn.linear_model import LinearRegression
 
-from helpers.mlflow_server import MlflowServer, _group_alive, start_server
+from helpers.mlflow_server import MlflowServer, start_server
+from helpers.processes import group_alive
 
 START_TIMEOUT = 240  # generous: CI machines are slow and the venv may hold no bytecode cache
 
@@ -115,14 +116,14 @@ def test_a_server_that_cannot_start_raises_with_its_log(tmp_path, monkeypatch):
 # Kept last: it stops the module's server.
 def test_stop_leaves_no_process_behind(server: MlflowServer):
     pid = server.process.pid
-    assert _group_alive(pid)
+    assert group_alive(pid)
 
     server.stop()
     server.stop()  # a second stop is harmless
 
     assert server.process.poll() is not None
     assert not os.path.exists(f"/proc/{pid}")  # exited and reaped, not a zombie
-    assert not _group_alive(pid)
+    assert not group_alive(pid)
 
 
 def _processes_listening_on(port: str) -> list[int]:

@@ -18,8 +18,8 @@ from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LinearRegression
 
 from helpers import config, registry, tracking
-from helpers.mlflow_server import _group_alive
 from helpers.models import DEFAULT_MODEL_URI
+from helpers.processes import group_alive
 from helpers.service_process import ServiceProcess, gunicorn_args, start_service
 from helpers.training import save_model, train_pipeline
 from mlflow_fixtures import months, store  # noqa: F401 - pytest fixtures
@@ -136,7 +136,7 @@ def test_the_champion_alias_is_served_from_the_registry(store, months):
 def test_stop_leaves_no_process_and_can_be_repeated(service):
     service.stop()
 
-    assert not _group_alive(service.process.pid)
+    assert not group_alive(service.process.pid)
     assert not service.metrics_dir.exists()
     service.stop()
 

@@ -11,8 +11,8 @@ from sklearn.linear_model import LinearRegression
 
 from helpers import models, streaming
 from helpers.kinesis_local import start_kinesis
-from helpers.mlflow_server import _group_alive
 from helpers.models import LoadedModel
+from helpers.processes import group_alive
 from helpers.streaming import MODEL_NAME, encode_ride, predict_events
 from helpers.training import save_model, train_pipeline
 from tests.mlflow_fixtures import synthetic_month
@@ -269,4 +269,4 @@ def test_stop_leaves_no_process_behind(kinesis):
     kinesis.stop()
     kinesis.stop()  # idempotent
 
-    assert not _group_alive(pgid)
+    assert not group_alive(pgid)

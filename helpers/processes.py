@@ -1,0 +1,175 @@
+"""Servers run as real child processes, each the leader of its own process group.
+
+The MLflow server, the gunicorn service and the local Kinesis all start the same way
+(:func:`start_in_group`), wait for their own readiness check (:func:`wait_until_ready`) and stop
+the same way (:meth:`GroupProcess.stop`), which reaches every worker they forked.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
+
+
+def free_port(host: str, port: int) -> int:
+    """``port`` when it can be bound on ``host``, else (or for 0) a free port the kernel picks.
+
+    Raises:
+        RuntimeError: Not even the kernel found a free port.
+    """
+    for candidate in (port, 0) if port else (0,):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # As uvicorn does, so a port left in TIME_WAIT by a stopped server counts as free.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, candidate))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise RuntimeError(f"No free port on {host}.")
+
+
+def group_alive(pgid: int) -> bool:
+    """True while any live (non-zombie) process belongs to process group ``pgid``.
+
+    Reads ``/proc`` (Linux); elsewhere asks the kernel with signal 0.
+    """
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            # The command name (field 2) may hold spaces, so split after its closing ")".
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state not in ("Z", "X"):
+            return True
+    return False
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a log file, or ``(no log)`` when it cannot be read."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def start_in_group(
+    args: Sequence[str],
+    env: Mapping[str, str] | None,
+    log_path: Path,
+    cwd: Path | None = None,
+) -> subprocess.Popen:
+    """Start ``args`` in a new session, its stdout and stderr going to ``log_path``.
+
+    Args:
+        args: The command line.
+        env: The whole environment of the process; None inherits this one's.
+        log_path: Log file, created (with its folder) or truncated.
+        cwd: Working directory; None keeps this one's.
+
+    Returns:
+        The process, leader of its own process group (the group id is its PID).
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    # A log file rather than a PIPE: nobody reads a pipe, and a full one blocks the server.
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            list(args), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+            # Own session = own process group, so stop() reaches the workers it forks too.
+            start_new_session=True,
+        )
+
+
+def wait_until_ready(
+    process: subprocess.Popen,
+    ready: Callable[[], bool],
+    timeout: float,
+    poll: float = 0.2,
+    *,
+    what: str = "the readiness check",
+) -> str | None:
+    """Call ``ready()`` every ``poll`` seconds until it returns True.
+
+    Args:
+        process: The server; its exit ends the wait early.
+        ready: The readiness check; it returns False (rather than raising) while the server is not up.
+        timeout: Seconds to wait in all.
+        poll: Seconds between checks.
+        what: What ``ready()`` asks, for the timeout's reason (e.g. the URL it polls).
+
+    Returns:
+        None once ready, else why not: the process exited, or the timeout passed.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return f"exited with code {process.returncode} before it was ready"
+        if ready():
+            return None
+        time.sleep(poll)
+    return f"did not answer {what} within {timeout:g} s"
+
+
+@dataclass
+class GroupProcess:
+    """A running process started by :func:`start_in_group`: the leader of its own process group."""
+
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def pgid(self) -> int:
+        """The process group id, which is the leader's PID because it started a new session."""
+        return self.process.pid
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop the process and every process of its group; calling it again does nothing.
+
+        Args:
+            timeout: Seconds to wait after SIGTERM before sending SIGKILL.
+        """
+        pgid = self.pgid
+        if self.process.poll() is not None and not group_alive(pgid):
+            return  # already stopped; the id may since name someone else's group
+        _signal_group(pgid, signal.SIGTERM)
+        if not _wait_group_gone(self.process, pgid, timeout):
+            _signal_group(pgid, signal.SIGKILL)
+            _wait_group_gone(self.process, pgid, timeout)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is already gone
+
+
+def _wait_group_gone(process: subprocess.Popen, pgid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        # poll() also reaps the leader, which would otherwise linger as a zombie.
+        if process.poll() is not None and not group_alive(pgid):
+            return True
+        time.sleep(0.05)
+    return False
