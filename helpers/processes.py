@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import ClassVar, Self
 
 
 def free_port(host: str, port: int) -> int:
@@ -131,6 +131,8 @@ class GroupProcess:
 
     process: subprocess.Popen
     log_path: Path
+    # The signal that asks the group to shut down; a subclass may know a quicker one.
+    stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
 
     @property
     def pgid(self) -> int:
@@ -141,12 +143,12 @@ class GroupProcess:
         """Stop the process and every process of its group; calling it again does nothing.
 
         Args:
-            timeout: Seconds to wait after SIGTERM before sending SIGKILL.
+            timeout: Seconds to wait after ``stop_signal`` before sending SIGKILL.
         """
         pgid = self.pgid
         if self.process.poll() is not None and not group_alive(pgid):
             return  # already stopped; the id may since name someone else's group
-        _signal_group(pgid, signal.SIGTERM)
+        _signal_group(pgid, self.stop_signal)
         if not _wait_group_gone(self.process, pgid, timeout):
             _signal_group(pgid, signal.SIGKILL)
             _wait_group_gone(self.process, pgid, timeout)
