@@ -1,4 +1,9 @@
-"""Shared fixtures: a real HTTP server on 127.0.0.1 that plays the TLC site."""
+"""Shared fixtures: a real HTTP server on 127.0.0.1 that plays the TLC site, small synthetic
+months, and a temporary MLflow store.
+
+Creating a SQLite store runs MLflow's migrations (seconds), so each test module makes one and
+its tests keep apart by using their own experiment and registered model names.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import mlflow
 import pytest
+from synthetic import synthetic_month
 
 
 @dataclass
@@ -65,3 +72,22 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def months():
+    return synthetic_month(2_000, seed=1), synthetic_month(600, seed=2), synthetic_month(600, seed=3)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A fresh SQLite tracking store for the module; the previous tracking URI comes back after."""
+    folder = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    yield folder
+    mlflow.set_tracking_uri(previous)
+    mp.undo()

@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LinearRegression
+from synthetic import synthetic_month
 
 from helpers import batch, config, models, registry, tracking
 from helpers.features import duration_mask, prepare
 from helpers.training import save_model, train_pipeline
 from helpers.twin import make_twin
-from mlflow_fixtures import months, store, synthetic_month  # noqa: F401 - pytest fixtures
 
 GREEN_2021_01_ROWS = 76_518
 

@@ -5,7 +5,6 @@ from sklearn.linear_model import LinearRegression
 
 from helpers import models, registry, tracking
 from helpers.training import save_model, train_pipeline
-from mlflow_fixtures import months, store  # noqa: F401 - pytest fixtures
 
 RIDES = pd.DataFrame({"PULocationID": [3, 10], "DOLocationID": [2, 4], "trip_distance": [4.0, 1.0]})
 

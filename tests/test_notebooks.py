@@ -1,30 +1,54 @@
 """Every chapter executed for real with papermill (offline, quick), asserting on what it produced.
 
-nbval (`pytest --nbval-lax notebooks`, part of `make test`) separately re-runs the committed
-notebooks and compares the outputs of the cells marked NBVAL_CHECK_OUTPUT.
+Each chapter runs alone, on fresh stores of its own, as on a fresh clone; nbval (`--nbval-lax`,
+part of `make test`) separately replays the committed notebooks in order on one shared store and
+compares the outputs of the cells marked NBVAL_CHECK_OUTPUT.
 """
 
 import re
 
 import nbformat
 import pytest
+from mlflow.tracking import MlflowClient
 
-from helpers import config
+from helpers import config, registry, tracking
 from helpers.course import find_chapters, notebooks_dir, run_chapter
-from helpers.notebook_form import problems
+from helpers.notebook_form import isolated_env, problems
 
 CHAPTERS = find_chapters(notebooks_dir())
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    """Run each chapter once, in order, as `make course` does; later tests read the results."""
-    out = tmp_path_factory.mktemp("executed")
-    return {path.stem[:2]: run_chapter(path, out) for path in CHAPTERS}
+def stores(tmp_path_factory):
+    """One fresh set of stores (data, models, MLflow) per chapter."""
+    return {path.stem[:2]: tmp_path_factory.mktemp(f"chapter-{path.stem[:2]}") for path in CHAPTERS}
+
+
+@pytest.fixture(scope="module")
+def executed(stores):
+    """Run each chapter once, alone on its own stores; later tests read the results."""
+    results = {}
+    with pytest.MonkeyPatch.context() as mp:
+        for path in CHAPTERS:
+            chapter = path.stem[:2]
+            for name, value in isolated_env(stores[chapter]).items():
+                mp.setenv(name, value)
+            results[chapter] = run_chapter(path, stores[chapter] / "executed")
+    return results
+
+
+@pytest.fixture
+def chapter_store(stores, monkeypatch):
+    """Point this process at a chapter's stores, to look at what the chapter left there."""
+    def use(chapter: str) -> None:
+        for name, value in isolated_env(stores[chapter]).items():
+            monkeypatch.setenv(name, value)
+        tracking.use_experiment()
+    return use
 
 
 @pytest.mark.parametrize("chapter", [path.stem[:2] for path in CHAPTERS])
-def test_chapter_runs_top_to_bottom(executed, chapter):
+def test_chapter_runs_alone_top_to_bottom(executed, chapter):
     result = executed[chapter]
     assert result.ok, result.error
 
@@ -34,29 +58,68 @@ def test_committed_notebook_is_in_canonical_form(path):
     assert problems(nbformat.read(path, as_version=4)) == []
 
 
+def _number(pattern: str, text: str) -> float:
+    match = re.search(pattern, text or "")
+    assert match, f"{pattern!r} not in {text!r}"
+    return float(match.group(1))
+
+
 def test_chapter_01_uses_the_twin_offline_with_the_real_row_count(executed):
     assert executed["01"].key_result == "green 2021-01: 76,518 trips (twin data)"
 
 
 def test_chapter_02_validation_rmse_is_in_the_real_data_region(executed):
-    match = re.search(r"validation RMSE (\d+\.\d+) min", executed["02"].key_result)
-    assert match, executed["02"].key_result
-    assert 6.0 <= float(match.group(1)) <= 10.0
+    assert 6.0 <= _number(r"validation RMSE (\d+\.\d+) min", executed["02"].key_result) <= 10.0
 
 
-def test_chapter_02_saves_a_model_that_loads(executed):
+def test_chapter_02_saves_a_model_that_loads(executed, stores, monkeypatch):
     from helpers.training import load_model, predict
 
+    monkeypatch.setenv("WORKBOOK_MODELS_DIR", str(stores["02"] / "models"))
     model = load_model(config.models_dir() / "lin_reg.bin")
     assert 1 <= predict(model, [{"PULocationID": 74, "DOLocationID": 75, "trip_distance": 2.5}])[0] <= 60
 
 
+def test_chapter_03_reports_linear_and_xgboost_rmse(executed):
+    assert 6.0 <= _number(r"linear RMSE (\d+\.\d+)", executed["03"].key_result) <= 10.0
+    assert 0 < _number(r"XGBoost RMSE (\d+\.\d+)", executed["03"].key_result) < 15.0
+
+
+def test_chapter_04_ends_with_a_champion_no_worse_than_any_candidate(executed, chapter_store):
+    chapter_store("04")
+    champion = registry.version_by_alias(registry.CHAMPION)
+    df_test = registry.load_test_month()
+    champion_rmse = registry.version_rmse(champion.version, df_test)
+    for version in MlflowClient().search_model_versions(f"name = '{registry.MODEL_NAME}'"):
+        assert champion_rmse <= registry.version_rmse(version.version, df_test) + 1e-9
+
+
+def test_rerunning_chapter_04_adds_no_versions_and_keeps_its_champion(executed, stores, chapter_store):
+    chapter_store("04")
+    before = MlflowClient().search_model_versions(f"name = '{registry.MODEL_NAME}'")
+    champion = registry.version_by_alias(registry.CHAMPION).version
+    again = run_chapter(CHAPTERS[[p.stem[:2] for p in CHAPTERS].index("04")], stores["04"] / "again")
+    assert again.ok, again.error
+    after = MlflowClient().search_model_versions(f"name = '{registry.MODEL_NAME}'")
+    assert sorted(v.version for v in after) == sorted(v.version for v in before)
+    assert registry.version_by_alias(registry.CHAMPION).version == champion
+    assert [e.name for e in MlflowClient().search_experiments()].count("nyc-taxi-experiment") == 1
+
+
+def test_chapter_06_scores_serves_and_streams(executed):
+    text = executed["06"].key_result
+    assert _number(r"batch: (\d+) rides", text.replace(",", "")) > 60_000
+    assert 1 <= _number(r"service: (\d+\.\d+) min", text) <= 120
+    assert _number(r"stream: (\d+) events", text) == 3
+
+
 def test_exercises_start_not_attempted(executed):
-    notebook = nbformat.read(executed["02"].output_path, as_version=4)
-    feedback = [
-        output.get("data", {}).get("text/plain", "")
-        for cell in notebook.cells if cell.cell_type == "code" and cell.source.startswith("check(")
-        for output in cell.outputs
-    ]
-    assert len(feedback) >= 2
-    assert all("Not attempted yet" in text for text in feedback)
+    for chapter, result in executed.items():
+        notebook = nbformat.read(result.output_path, as_version=4)
+        feedback = [
+            output.get("data", {}).get("text/plain", "")
+            for cell in notebook.cells if cell.cell_type == "code" and "check(" in cell.source
+            for output in cell.outputs
+        ]
+        assert len(feedback) >= 2, chapter
+        assert all("Not attempted yet" in text for text in feedback), chapter

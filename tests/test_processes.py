@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from helpers.processes import GroupProcess, free_port, group_alive, log_tail, start_in_group, wait_until_ready
+from helpers.processes import (
+    GroupProcess,
+    free_port,
+    group_alive,
+    log_tail,
+    start_in_group,
+    wait_until_ready,
+)
 
 # Prints once its child (same process group) runs, then both sleep far longer than any test.
 PARENT_WITH_CHILD = (

@@ -3,7 +3,6 @@ from mlflow.tracking import MlflowClient
 from sklearn.linear_model import Lasso, LinearRegression
 
 from helpers import registry, tracking
-from mlflow_fixtures import months, store  # noqa: F401 - pytest fixtures
 
 
 @pytest.fixture(scope="module")

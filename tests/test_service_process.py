@@ -16,14 +16,13 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LinearRegression
+from test_serving import BAD_REQUESTS, RIDE
 
 from helpers import config, registry, tracking
 from helpers.models import DEFAULT_MODEL_URI
 from helpers.processes import group_alive
 from helpers.service_process import ServiceProcess, gunicorn_args, start_service
 from helpers.training import save_model, train_pipeline
-from mlflow_fixtures import months, store  # noqa: F401 - pytest fixtures
-from test_serving import BAD_REQUESTS, RIDE
 
 START_TIMEOUT = 180  # generous: CI machines are slow and the venv may hold no bytecode cache
 HADOLINT = Path(config.REPO_ROOT / ".venv/bin/hadolint")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.linear_model import LinearRegression
+from synthetic import synthetic_month
 
 from helpers.models import LoadedModel
 from helpers.serving import create_app
 from helpers.training import train_pipeline
-from mlflow_fixtures import synthetic_month
 
 RIDE = {"PULocationID": 10, "DOLocationID": 3, "trip_distance": 4.0}
 

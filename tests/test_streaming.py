@@ -8,6 +8,7 @@ import json
 
 import pytest
 from sklearn.linear_model import LinearRegression
+from synthetic import synthetic_month
 
 from helpers import models, streaming
 from helpers.kinesis_local import start_kinesis
@@ -15,7 +16,6 @@ from helpers.models import LoadedModel
 from helpers.processes import group_alive
 from helpers.streaming import MODEL_NAME, encode_ride, predict_events
 from helpers.training import save_model, train_pipeline
-from tests.mlflow_fixtures import synthetic_month
 
 RIDE = {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66}
 

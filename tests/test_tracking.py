@@ -7,7 +7,6 @@ from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LinearRegression, Ridge
 
 from helpers import tracking
-from mlflow_fixtures import months, store  # noqa: F401 - pytest fixtures
 
 
 def _train(name, months, estimator=None):
