@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import time
 import tomllib
 from pathlib import Path
 
@@ -98,14 +99,23 @@ def test_a_batch_over_a_thousand_rides_is_413(service):
     assert (response.status_code, response.json()["error"]) == (413, "1001 rides in one request; at most 1000, split the batch")
 
 
+def _worker_files(service) -> int:
+    return len(list(service.metrics_dir.glob("gauge_max_*.db")))
+
+
 def test_metrics_add_up_every_worker(service):
+    # Each worker writes its model gauge to the shared folder once it has loaded; /ping answered as
+    # soon as the first did, so wait (bounded) for the second before counting.
+    deadline = time.monotonic() + 60
+    while _worker_files(service) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _worker_files(service) == 2  # one file per worker
     before = ping_count(service)
     for _ in range(40):
         requests.get(f"{service.url}/ping", timeout=10)  # a new connection each, so both workers answer
 
-    # Each worker writes its counts to the shared folder; whichever answers /metrics sums them.
+    # Whichever worker answers /metrics sums every worker's counts.
     assert {ping_count(service) for _ in range(6)} == {before + 40}
-    assert len(list(service.metrics_dir.glob("gauge_max_*.db"))) == 2  # one file per worker
 
 
 def test_a_missing_model_fails_with_the_log_tail(tmp_path):
