@@ -1,19 +1,28 @@
 """Throughput and latency of chapter 06's service (gunicorn) against ``mlflow models serve``.
 
 Both serve the same registered champion (trained on the offline twin in a temporary store) on
-loopback, and one load generator sends single-ride predictions: ``--clients`` threads, each with
-its own keep-alive ``requests.Session``, ``--requests`` requests each (or until ``--max-seconds``).
+loopback, and one load generator sends single-ride predictions to both, with ``--clients``
+concurrent keep-alive connections:
+- ``wrk`` (Debian's package: ``apt-get install wrk``), the default where it is installed: a C
+  client that runs for ``--seconds`` and costs the 2 cores little, so it measures the server;
+- ``python``: threads with a ``requests.Session`` each, ``--requests`` requests each (or until
+  ``--max-seconds``); on 2 cores the client's own CPU use inflates the latencies.
 Prints requests/s and p50/p99 latency per server and client count.
 
-Run: .venv/bin/python benchmarks/serving_benchmark.py [--requests 500] [--clients 1 8]
+Run: .venv/bin/python benchmarks/serving_benchmark.py [--generator wrk|python] [--clients 1 8]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -67,6 +76,30 @@ def load(url: str, body: dict, clients: int, per_client: int, max_seconds: float
             "p50_ms": cuts[49] * 1000, "p99_ms": cuts[98] * 1000}
 
 
+def load_wrk(url: str, body: dict, clients: int, seconds: float) -> dict[str, float]:
+    """Run wrk with ``clients`` connections for ``seconds``; requests/s and latency percentiles."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(json.dumps(body))}\n'
+                     'wrk.headers["Content-Type"] = "application/json"\n')
+    try:
+        out = subprocess.run(
+            ["wrk", f"-t{min(clients, 2)}", f"-c{clients}", f"-d{seconds:g}s", "--latency", "-s", script.name, url],
+            capture_output=True, text=True, check=True, timeout=seconds + 30,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+
+    def milliseconds(label: str) -> float:
+        value = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+        return float(value.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[value.group(2)]
+
+    failed = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"requests": int(re.search(r"(\d+) requests in", out).group(1)),
+            "failed": int(failed.group(1)) if failed else 0,
+            "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50_ms": milliseconds("50%"), "p99_ms": milliseconds("99%")}
+
+
 def start_mlflow_serve(model_uri: str, log_path: Path, timeout: float = 180) -> tuple[str, Callable[[], None]]:
     """``mlflow models serve`` on loopback; its /invocations URL and a function that stops it."""
     port = free_port("127.0.0.1", 0)
@@ -94,7 +127,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500, help="requests per client (default 500)")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8], help="concurrent clients (default 1 8)")
     parser.add_argument("--max-seconds", type=float, default=60, help="cap per measurement (default 60)")
+    parser.add_argument("--generator", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python",
+                        help="load generator (default wrk when installed)")
+    parser.add_argument("--seconds", type=float, default=10, help="wrk: seconds per measurement (default 10)")
     args = parser.parse_args()
+
+    def measure(url: str, body: dict, clients: int) -> dict[str, float]:
+        if args.generator == "wrk":
+            return load_wrk(url, body, clients, args.seconds)
+        return load(url, body, clients, args.requests, args.max_seconds)
+
     rows = []
     with isolated_stores():
         print("Training and registering a champion on the offline twin...", flush=True)
@@ -103,16 +145,15 @@ def main() -> None:
         print(f"Serving {model_uri} (version {version}) with gunicorn {' '.join(gunicorn_args('...', 2)[1:])}")
         with start_service(model_uri, port=0, workers=2, timeout=180) as service:
             for clients in args.clients:
-                rows.append(("gunicorn", clients, load(f"{service.url}/predict", RIDE, clients, args.requests,
-                                                       args.max_seconds)))
+                rows.append(("gunicorn", clients, measure(f"{service.url}/predict", RIDE, clients)))
         url, stop = start_mlflow_serve(model_uri, config.build_dir() / "mlflow-models-serve.log")
         try:
             for clients in args.clients:
-                rows.append(("mlflow models serve", clients,
-                             load(url, {"dataframe_records": [RIDE]}, clients, args.requests, args.max_seconds)))
+                rows.append(("mlflow models serve", clients, measure(url, {"dataframe_records": [RIDE]}, clients)))
         finally:
             stop()
-    print(f"\n{'server':<20} {'clients':>7} {'requests':>8} {'failed':>6} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
+    print(f"\nload generator: {args.generator}")
+    print(f"{'server':<20} {'clients':>7} {'requests':>8} {'failed':>6} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
     for server, clients, result in rows:
         print(f"{server:<20} {clients:>7} {result['requests']:>8} {result['failed']:>6} {result['rps']:>8.0f} "
               f"{result['p50_ms']:>7.1f} {result['p99_ms']:>7.1f}")
