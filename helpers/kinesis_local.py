@@ -13,10 +13,9 @@ import time
 from dataclasses import dataclass
 
 import boto3
-import requests
 
 from helpers import config
-from helpers.processes import GroupProcess, free_port, log_tail, start_in_group, wait_until_ready
+from helpers.processes import GroupProcess, ensure_ready, free_port, http_answers, start_in_group
 
 logger = logging.getLogger(__name__)
 
@@ -81,19 +80,7 @@ def start_kinesis(port: int = 0, timeout: float = 30) -> LocalKinesis:
     server = LocalKinesis(process=process, log_path=log_path, host=host, port=port)
     # moto's own config endpoint answers once the server is up.
     url = f"{server.endpoint_url}/moto-api/config"
-    problem = wait_until_ready(process, lambda: _answers(url), timeout, _POLL_SECONDS, what=url)
-    if problem:
-        server.stop()
-        raise RuntimeError(
-            f"moto server {problem}.\nCommand: {' '.join(command)}\nLast lines of {log_path}:\n{log_tail(log_path)}"
-        )
+    ensure_ready(server, command, lambda: http_answers(url), label="moto server", what=url,
+                 timeout=timeout, poll=_POLL_SECONDS)
     logger.info("Local Kinesis ready at %s (log: %s)", server.endpoint_url, log_path)
     return server
-
-
-def _answers(url: str) -> bool:
-    """True when ``url`` answers with a success status."""
-    try:
-        return requests.get(url, timeout=2).ok
-    except requests.RequestException:
-        return False  # not listening yet

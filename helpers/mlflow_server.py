@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-import requests
-
 from helpers import config, environment
-from helpers.processes import GroupProcess, free_port, log_tail, start_in_group, wait_until_ready
+from helpers.processes import GroupProcess, ensure_ready, free_port, http_answers, start_in_group
 
 logger = logging.getLogger(__name__)
 
@@ -87,25 +85,10 @@ def start_server(
     process = start_in_group(command, env, log_path)
     server = MlflowServer(process=process, log_path=log_path, host=host, port=port,
                           backend_uri=backend_uri, artifacts_dir=artifacts_dir)
-    problem = wait_until_ready(process, lambda: _healthy(server.url), timeout, _POLL_SECONDS,
-                               what=f"{server.url}/health")
-    if problem:
-        server.stop()
-        raise RuntimeError(
-            f"MLflow server {problem}.\nCommand: {' '.join(command)}\n"
-            f"Last lines of {log_path}:\n{log_tail(log_path)}"
-        )
+    ensure_ready(server, command, lambda: http_answers(f"{server.url}/health", "OK"),
+                 label="MLflow server", what=f"{server.url}/health", timeout=timeout, poll=_POLL_SECONDS)
     logger.info("MLflow server ready at %s (log: %s)", server.url, log_path)
     return server
-
-
-def _healthy(url: str) -> bool:
-    """True when ``/health`` answers OK."""
-    try:
-        response = requests.get(f"{url}/health", timeout=2)
-    except requests.RequestException:
-        return False  # not listening yet
-    return response.status_code == 200 and response.text.strip() == "OK"
 
 
 def _forwarding_flags(port: int) -> list[str]:

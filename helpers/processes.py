@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Self
 
+import requests
+
 
 def free_port(host: str, port: int) -> int:
     """``port`` when it can be bound on ``host``, else (or for 0) a free port the kernel picks.
@@ -175,3 +177,34 @@ def _wait_group_gone(process: subprocess.Popen, pgid: int, timeout: float) -> bo
             return True
         time.sleep(0.05)
     return False
+
+
+def http_answers(url: str, text: str | None = None) -> bool:
+    """True when ``url`` answers a success status (with exactly ``text`` as body, when given).
+
+    A refused connection is ``False``, not an error: it is how a server that is still starting looks.
+    """
+    try:
+        response = requests.get(url, timeout=2)
+    except requests.RequestException:
+        return False
+    return response.ok and (text is None or response.text.strip() == text)
+
+
+def ensure_ready(
+    group: GroupProcess, command: Sequence[str], ready: Callable[[], bool], *,
+    label: str, what: str, timeout: float, poll: float = 0.2,
+) -> None:
+    """Wait until ``ready()``; otherwise stop the whole group and raise with the command and log.
+
+    Raises:
+        RuntimeError: ``"<label> exited with code N before it was ready"`` or ``"... did not answer
+            <what> within T s"``, followed by the command line and the last lines of its log.
+    """
+    problem = wait_until_ready(group.process, ready, timeout, poll, what=what)
+    if problem:
+        group.stop()
+        raise RuntimeError(
+            f"{label} {problem}.\nCommand: {' '.join(command)}\n"
+            f"Last lines of {group.log_path}:\n{log_tail(group.log_path)}"
+        )

@@ -18,16 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-import requests
-
 from helpers import config, environment, models
-from helpers.processes import (
-    GroupProcess,
-    free_port,
-    log_tail,
-    start_in_group,
-    wait_until_ready,
-)
+from helpers.processes import GroupProcess, ensure_ready, free_port, http_answers, start_in_group
 
 logger = logging.getLogger(__name__)
 
@@ -117,25 +109,10 @@ def start_service(
     process = start_in_group(command, server_env, log_path, cwd=config.REPO_ROOT)
     service = ServiceProcess(process=process, log_path=log_path, port=port, model_uri=model_uri,
                              metrics_dir=metrics_dir)
-    problem = wait_until_ready(process, lambda: _pongs(service.url), timeout, _POLL_SECONDS,
-                               what=f"{service.url}/ping")
-    if problem:
-        service.stop()
-        raise RuntimeError(
-            f"The web service {problem}.\nCommand: {' '.join(command)}\n"
-            f"Last lines of {log_path}:\n{log_tail(log_path)}"
-        )
+    ensure_ready(service, command, lambda: http_answers(f"{service.url}/ping", "PONG"),
+                 label="The web service", what=f"{service.url}/ping", timeout=timeout, poll=_POLL_SECONDS)
     logger.info("Web service ready at %s (log: %s)", service.url, log_path)
     return service
-
-
-def _pongs(url: str) -> bool:
-    """True when ``/ping`` answers PONG."""
-    try:
-        response = requests.get(f"{url}/ping", timeout=2)
-    except requests.RequestException:
-        return False  # not listening yet
-    return response.status_code == 200 and response.text == "PONG"
 
 
 def main(argv: list[str] | None = None) -> None:
