@@ -3,7 +3,6 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import Lasso, LinearRegression, Ridge
 
-from helpers.features import prepare
 from helpers.training import (
     compare_linear_models,
     evaluate,
@@ -13,31 +12,6 @@ from helpers.training import (
     save_model,
     train_pipeline,
 )
-
-
-def _month(n: int, seed: int) -> pd.DataFrame:
-    """Rides whose duration is 3 minutes a mile plus a per-zone offset, with a little noise."""
-    rng = np.random.default_rng(seed)
-    pickup = pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 86_400, n), unit="s")
-    pu = rng.integers(1, 20, n)
-    distance = rng.uniform(0.5, 10, n)
-    minutes = 3 * distance + pu * 0.5 + rng.normal(0, 0.5, n) + 2
-    return prepare(
-        pd.DataFrame(
-            {
-                "lpep_pickup_datetime": pickup,
-                "lpep_dropoff_datetime": pickup + pd.to_timedelta(minutes, unit="m"),
-                "PULocationID": pu,
-                "DOLocationID": rng.integers(1, 5, n),
-                "trip_distance": distance,
-            }
-        )
-    )
-
-
-@pytest.fixture(scope="module")
-def months():
-    return _month(3_000, seed=1), _month(1_000, seed=2)
 
 
 def test_rmse_of_a_perfect_prediction_is_zero():
@@ -50,20 +24,20 @@ def test_rmse_matches_its_definition():
 
 @pytest.mark.parametrize("estimator", [LinearRegression(), Lasso(alpha=0.001), Ridge(alpha=0.1)])
 def test_each_linear_model_fits_the_sparse_features(months, estimator):
-    df_train, df_val = months
+    df_train, df_val, _ = months
     pipeline = train_pipeline(estimator, df_train)
     assert evaluate(pipeline, df_val) < 1.0
 
 
 def test_comparison_table_is_sorted_by_validation_rmse(months):
-    table, fitted = compare_linear_models(*months)
+    table, fitted = compare_linear_models(*months[:2])
     assert list(table.columns) == ["train_rmse", "val_rmse"]
     assert table["val_rmse"].is_monotonic_increasing
     assert set(fitted) == {"LinearRegression", "Lasso", "Ridge"}
 
 
 def test_saved_model_predicts_the_same_after_loading(months, tmp_path):
-    df_train, df_val = months
+    df_train, df_val, _ = months
     pipeline = train_pipeline(LinearRegression(), df_train)
     path = save_model(pipeline, tmp_path / "models" / "lin_reg.bin")
     assert np.allclose(predict(load_model(path), df_val), predict(pipeline, df_val))
@@ -71,7 +45,7 @@ def test_saved_model_predicts_the_same_after_loading(months, tmp_path):
 
 
 def test_a_raw_ride_is_predicted_like_its_prepared_row(months):
-    df_train, _ = months
+    df_train, _, _ = months
     pipeline = train_pipeline(LinearRegression(), df_train)
     row = df_train.iloc[0]
     ride = {"PULocationID": int(row["PULocationID"]), "DOLocationID": int(row["DOLocationID"]),
@@ -85,7 +59,7 @@ def test_loading_a_missing_model_says_how_to_make_it(tmp_path):
 
 
 def test_the_pipeline_predicts_from_a_frame_of_raw_rides(months):
-    df_train, _ = months
+    df_train, _, _ = months
     pipeline = train_pipeline(LinearRegression(), df_train)
     raw = pd.DataFrame({"PULocationID": [3], "DOLocationID": [2], "trip_distance": [4.0]})
     assert predict(pipeline, raw)[0] == pytest.approx(predict(pipeline, raw.to_dict("records"))[0])
