@@ -35,4 +35,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9696/ping', timeout=4)"]
 
 # Exactly helpers.service_process.gunicorn_args("0.0.0.0:9696", 2); a test compares them.
-CMD ["gunicorn", "--bind", "0.0.0.0:9696", "--workers", "2", "--threads", "4", "helpers.serving:create_app()"]
+CMD ["gunicorn", "--bind", "0.0.0.0:9696", "--workers", "2", "--threads", "2", "helpers.serving:create_app()"]
