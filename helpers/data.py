@@ -175,7 +175,7 @@ def _fetch(name: str, url: str, label: str, required: Sequence[str],
             download(url, real, required_columns=required)
             return real, "real", f"{label}: real TLC file {_shown(real)} (downloaded from {url})"
         except NetworkUnreachableError as exc:
-            reason = f"network unreachable ({exc.__cause__.__class__.__name__} for {url}); using the offline twin"
+            reason = f"network unreachable: {exc.__cause__.__class__.__name__} for {url}"
     if not twin.exists():
         _write_atomically(twin, write_twin)
     message = f"{label}: offline twin ({reason}) {_shown(twin)}"
