@@ -37,8 +37,19 @@ from helpers.training import evaluate, rmse, train_pipeline
 EXPERIMENT_NAME = "nyc-taxi-experiment"
 MODEL_URI_TAG = "model_uri"
 RAW_COLUMNS = ["PULocationID", "DOLocationID", "trip_distance"]
-# Pinned requirements spare log_model ~12 s of inferring them, and record exactly what trained it.
-PIP_REQUIREMENTS = [f"{name}=={metadata.version(name)}" for name in ("scikit-learn", "xgboost", "pandas", "mlflow")]
+def pip_requirements() -> list[str]:
+    """The pins logged with every model: they spare ``log_model`` ~12 s of inferring requirements
+    and record exactly which versions trained it.
+
+    MLflow is pinned by its version whichever distribution provides it: an orchestrator's
+    environment may only have ``mlflow-skinny``, while the model still needs ``mlflow`` to serve.
+    """
+    try:
+        mlflow_version = metadata.version("mlflow")
+    except metadata.PackageNotFoundError:
+        mlflow_version = metadata.version("mlflow-skinny")
+    pins = [f"{name}=={metadata.version(name)}" for name in ("scikit-learn", "xgboost", "pandas")]
+    return [*pins, f"mlflow=={mlflow_version}"]
 # MLflow saves scikit-learn models with skops, which loads only types it was told to trust.
 SKOPS_TRUSTED_TYPES = ["helpers.features.RideFeatures", "xgboost.sklearn.XGBRegressor", "xgboost.core.Booster"]
 
@@ -131,7 +142,7 @@ def log_pipeline(pipeline: Pipeline, df_example: pd.DataFrame, name: str = "mode
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
         signature = infer_signature(example, pipeline.predict(example))
     return mlflow.sklearn.log_model(
-        pipeline, name=name, signature=signature, input_example=example, pip_requirements=PIP_REQUIREMENTS,
+        pipeline, name=name, signature=signature, input_example=example, pip_requirements=pip_requirements(),
         skops_trusted_types=SKOPS_TRUSTED_TYPES,
     )
 
@@ -299,7 +310,7 @@ def train_best_xgboost(
     )
     with mlflow.start_run(run_id=result.run_id):
         mlflow.set_tag("search_run_id", search.parent_run_id)
-        mlflow.xgboost.log_model(result.pipeline["model"], name="xgboost_model", pip_requirements=PIP_REQUIREMENTS)
+        mlflow.xgboost.log_model(result.pipeline["model"], name="xgboost_model", pip_requirements=pip_requirements())
         log_pickle(result.pipeline["vectorizer"], "preprocessor", "dv.bin")
     return result
 

@@ -105,3 +105,11 @@ def test_runs_frame_is_sorted_by_rmse(store, months):
     frame = tracking.runs_frame("frame")
     assert len(frame) == 2
     assert frame["metrics.rmse"].is_monotonic_increasing
+
+
+def test_models_pin_the_versions_that_trained_them():
+    from importlib import metadata
+
+    pins = tracking.pip_requirements()
+    assert f"scikit-learn=={metadata.version('scikit-learn')}" in pins
+    assert f"mlflow=={metadata.version('mlflow')}" in pins
