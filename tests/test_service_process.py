@@ -165,10 +165,22 @@ def test_the_dockerfile_passes_hadolint():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def _locked_for_the_image() -> dict[str, str]:
+    """uv.lock's version of each package for the image's Python (3.11): some packages fork by Python."""
+    from packaging.markers import Marker
+
+    image_python = {"python_full_version": "3.11.14", "python_version": "3.11"}
+    return {
+        package["name"]: package["version"]
+        for package in tomllib.loads((config.REPO_ROOT / "uv.lock").read_text())["package"]
+        if not package.get("resolution-markers")
+        or any(Marker(marker).evaluate(image_python) for marker in package["resolution-markers"])
+    }
+
+
 def test_pipfile_pins_the_versions_of_uv_lock():
     pipfile = tomllib.loads((config.REPO_ROOT / "Pipfile").read_text())["packages"]
-    locked = {package["name"]: package["version"]
-              for package in tomllib.loads((config.REPO_ROOT / "uv.lock").read_text())["package"]}
+    locked = _locked_for_the_image()
     pipenv_locked = json.loads((config.REPO_ROOT / "Pipfile.lock").read_text())["default"]
 
     assert {name: pin for name, pin in pipfile.items()} == {name: f"=={locked[name]}" for name in pipfile}
