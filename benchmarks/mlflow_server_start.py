@@ -42,7 +42,7 @@ def time_default(tmp: Path) -> tuple[float, float, int]:
     log_path = tmp / "default.log"
     started = time.perf_counter()
     process = start_in_group(command, env, log_path)
-    server = MlflowServer(process=process, log_path=log_path, host="127.0.0.1", port=port,
+    server = MlflowServer(process=process, log_path=log_path, port=port,
                           backend_uri=backend_uri, artifacts_dir=tmp / "mlartifacts")
     while time.perf_counter() - started < 300:
         if process.poll() is not None:

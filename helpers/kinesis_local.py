@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import boto3
 
 from helpers import config
-from helpers.processes import GroupProcess, ensure_ready, free_port, http_answers, start_in_group
+from helpers.processes import LoopbackServer, ensure_ready, free_port, http_answers, start_in_group
 
 logger = logging.getLogger(__name__)
 
@@ -27,16 +27,13 @@ _POLL_SECONDS = 0.1
 
 
 @dataclass
-class LocalKinesis(GroupProcess):
+class LocalKinesis(LoopbackServer):
     """A running moto server: the leader of its own process group."""
-
-    host: str
-    port: int
 
     @property
     def endpoint_url(self) -> str:
         """What boto3's ``endpoint_url`` (or ``KINESIS_ENDPOINT_URL``) should be."""
-        return f"http://{self.host}:{self.port}"
+        return self.url
 
     def client(self):
         """A boto3 Kinesis client for this server, with dummy credentials in ``us-east-1``."""
@@ -77,7 +74,7 @@ def start_kinesis(port: int = 0, timeout: float = 30) -> LocalKinesis:
     command = [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
     log_path = config.build_dir() / f"moto-kinesis-{port}.log"
     process = start_in_group(command, None, log_path)
-    server = LocalKinesis(process=process, log_path=log_path, host=host, port=port)
+    server = LocalKinesis(process=process, log_path=log_path, port=port)
     # moto's own config endpoint answers once the server is up.
     url = f"{server.endpoint_url}/moto-api/config"
     ensure_ready(server, command, lambda: http_answers(url), label="moto server", what=url,

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from helpers import config, environment
-from helpers.processes import GroupProcess, ensure_ready, free_port, http_answers, start_in_group
+from helpers.processes import LoopbackServer, ensure_ready, free_port, http_answers, start_in_group
 
 logger = logging.getLogger(__name__)
 
@@ -24,23 +24,11 @@ _POLL_SECONDS = 0.2
 
 
 @dataclass
-class MlflowServer(GroupProcess):
+class MlflowServer(LoopbackServer):
     """A running ``mlflow server``: the leader of its own process group."""
 
-    host: str
-    port: int
     backend_uri: str
     artifacts_dir: Path
-
-    @property
-    def url(self) -> str:
-        """Loopback URL, for clients on this machine (``mlflow.set_tracking_uri``)."""
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def public_url(self) -> str:
-        """URL a learner opens in a browser (the forwarded one in Codespaces)."""
-        return environment.forwarded_url(self.port)
 
 
 def start_server(
@@ -83,7 +71,7 @@ def start_server(
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     log_path = config.build_dir() / f"mlflow-server-{port}.log"
     process = start_in_group(command, env, log_path)
-    server = MlflowServer(process=process, log_path=log_path, host=host, port=port,
+    server = MlflowServer(process=process, log_path=log_path, port=port,
                           backend_uri=backend_uri, artifacts_dir=artifacts_dir)
     ensure_ready(server, command, lambda: http_answers(f"{server.url}/health", "OK"),
                  label="MLflow server", what=f"{server.url}/health", timeout=timeout, poll=_POLL_SECONDS)

@@ -19,6 +19,8 @@ from typing import ClassVar, Self
 
 import requests
 
+from helpers import environment
+
 
 def free_port(host: str, port: int) -> int:
     """``port`` when it can be bound on ``host``, else (or for 0) a free port the kernel picks.
@@ -177,6 +179,23 @@ def _wait_group_gone(process: subprocess.Popen, pgid: int, timeout: float) -> bo
             return True
         time.sleep(0.05)
     return False
+
+
+@dataclass
+class LoopbackServer(GroupProcess):
+    """A server run as its own process group, listening on 127.0.0.1."""
+
+    port: int
+
+    @property
+    def url(self) -> str:
+        """Loopback URL, for clients on this machine."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def public_url(self) -> str:
+        """URL a learner opens in a browser (the forwarded one in Codespaces)."""
+        return environment.forwarded_url(self.port)
 
 
 def http_answers(url: str, text: str | None = None) -> bool:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from helpers import config, environment, models
-from helpers.processes import GroupProcess, ensure_ready, free_port, http_answers, start_in_group
+from helpers.processes import LoopbackServer, ensure_ready, free_port, http_answers, start_in_group
 
 logger = logging.getLogger(__name__)
 
@@ -39,22 +39,11 @@ def gunicorn_args(bind: str, workers: int) -> list[str]:
 
 
 @dataclass
-class ServiceProcess(GroupProcess):
+class ServiceProcess(LoopbackServer):
     """A running gunicorn serving a model: the leader of its own process group."""
 
-    port: int
     model_uri: str
     metrics_dir: Path
-
-    @property
-    def url(self) -> str:
-        """Loopback URL, for clients on this machine."""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def public_url(self) -> str:
-        """URL a learner opens in a browser (the forwarded one in Codespaces)."""
-        return environment.forwarded_url(self.port)
 
     # gunicorn's quick shutdown: SIGTERM waits for idle keep-alive connections (seen: 10 s).
     stop_signal: ClassVar[signal.Signals] = signal.SIGINT
