@@ -26,13 +26,12 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 from helpers import config, data, models
-from helpers.features import add_duration
+from helpers.features import RIDE_FIELDS, add_duration
 from helpers.tlc import COLORS, DROPOFF_COLUMN, PICKUP_COLUMN
 
 logger = logging.getLogger(__name__)
 
 CHUNK_ROWS = 250_000
-_RIDE_COLUMNS = ["PULocationID", "DOLocationID", "trip_distance"]
 _STRING = pd.StringDtype("pyarrow")  # a few bytes a row instead of a Python object per ride id
 
 
@@ -83,7 +82,7 @@ def score_month(model: models.LoadedModel, df: pd.DataFrame, color: str, *, year
               disable=not progress) as bar:
         for start in range(0, len(df), chunk_rows):
             chunk = df.iloc[start:start + chunk_rows]
-            predicted[start:start + len(chunk)] = model.predict(chunk[_RIDE_COLUMNS])
+            predicted[start:start + len(chunk)] = model.predict(chunk[RIDE_FIELDS])
             bar.update(len(chunk))
     actual = add_duration(df[[pickup_column, DROPOFF_COLUMN[color]]])["duration"].to_numpy()
     result = pd.DataFrame({
@@ -148,7 +147,7 @@ def run(color: str, year: int, month: int, model_uri: str = models.DEFAULT_MODEL
         raise ModelLoadError(f"cannot load the model {model_uri!r}: {exc}") from exc
     month_data = data.fetch_month(color, year, month)
     logger.info(month_data.message)
-    columns = [PICKUP_COLUMN[color], DROPOFF_COLUMN[color], *_RIDE_COLUMNS]
+    columns = [PICKUP_COLUMN[color], DROPOFF_COLUMN[color], *RIDE_FIELDS]
     df = pd.read_parquet(month_data.path, columns=columns)
     scored = score_month(model, df, color, year=year, month=month, progress=progress)
     base = Path(output_dir) if output_dir is not None else config.build_dir() / "predictions"

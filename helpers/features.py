@@ -6,7 +6,9 @@ monitoring (07), so every stage sees the features built exactly one way.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,9 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 MIN_DURATION = 1.0
 MAX_DURATION = 60.0
+# What a client sends for one ride, to the web service or the stream, and what the model reads.
+RIDE_FIELDS = ["PULocationID", "DOLocationID", "trip_distance"]
+ZONE_IDS = range(1, 266)  # the TLC taxi zones; 264 and 265 are "unknown"
 CATEGORICAL = ["PULocationID", "DOLocationID"]
 NUMERICAL = ["trip_distance"]
 TARGET = "duration"
@@ -115,6 +120,65 @@ class RideFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X):  # noqa: N803
         return to_dicts(X)
+
+
+class InvalidRide(ValueError):
+    """A ride a client sent that the model cannot take; ``field`` names the culprit, if one."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, for error messages a client understands."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def validate_ride(ride: Any) -> dict[str, Any]:
+    """Check one ride as parsed from JSON and keep only the fields the model reads.
+
+    The web service and the stream both call this, so a ride is valid or not the same way
+    wherever it arrives. Zone IDs must be JSON integers 1-265 (``10.0`` would become the zone
+    ``"10.0"``); the distance a finite number of miles, 0 or more. Other fields are ignored.
+
+    Raises:
+        InvalidRide: saying what is wrong, with the field when one is to blame.
+    """
+    if not isinstance(ride, Mapping):
+        raise InvalidRide(f"a ride must be a JSON object, got a JSON {json_type(ride)}")
+    for name in RIDE_FIELDS:
+        if name not in ride:
+            raise InvalidRide(f"missing field {name!r}", name)
+    for name in CATEGORICAL:
+        value = ride[name]
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidRide(f"{name} must be an integer zone ID 1-265, got a JSON {json_type(value)} ({value!r})", name)
+        if value not in ZONE_IDS:
+            raise InvalidRide(f"{name} must be a zone ID 1-265, got {value}", name)
+    value = ride["trip_distance"]
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise InvalidRide(f"trip_distance must be a number of miles, got a JSON {json_type(value)} ({value!r})",
+                          "trip_distance")
+    try:
+        miles = float(value)
+    except OverflowError:  # an integer too large for a float
+        miles = math.inf
+    if not math.isfinite(miles):
+        raise InvalidRide(f"trip_distance must be finite, got {value!r}", "trip_distance")
+    if miles < 0:
+        raise InvalidRide(f"trip_distance must be >= 0 miles, got {value!r}", "trip_distance")
+    return {"PULocationID": ride["PULocationID"], "DOLocationID": ride["DOLocationID"], "trip_distance": miles}
 
 
 def target(df: pd.DataFrame) -> np.ndarray:

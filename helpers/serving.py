@@ -24,10 +24,8 @@ The contract, which the tests spell out:
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
@@ -43,11 +41,10 @@ from prometheus_client import (
 from werkzeug.exceptions import HTTPException
 
 from helpers import models
+from helpers.features import InvalidRide, json_type, validate_ride
 
 logger = logging.getLogger(__name__)
 
-FIELDS = ("PULocationID", "DOLocationID", "trip_distance")
-ZONE_IDS = range(1, 266)  # the TLC taxi zones; 264 and 265 are "unknown"
 DEFAULT_MAX_BATCH = 1000
 # Rides per batch times a generous size per ride (whole TLC records are ~500 bytes of JSON).
 _BYTES_PER_RIDE = 2048
@@ -142,7 +139,7 @@ def create_app(model: models.LoadedModel | None = None, *, max_batch: int = DEFA
                 raise InvalidRequest(413, f"{len(body)} rides in one request; at most {max_batch}, split the batch")
         elif not isinstance(body, dict):
             raise InvalidRequest(
-                422, f"expected a ride object or a list of rides, got a JSON {_json_type(body)}"
+                422, f"expected a ride object or a list of rides, got a JSON {json_type(body)}"
             )
         batch = valid_rides(rides, batched=isinstance(body, list))
         durations = model.predict(batch).tolist()
@@ -200,7 +197,7 @@ def _json_body() -> Any:
 
 
 def valid_rides(rides: list[Any], batched: bool = True) -> list[dict[str, Any]]:
-    """Validate every ride and keep only the fields the pipeline reads.
+    """Validate every ride (:func:`helpers.features.validate_ride`) for one predict call.
 
     Plain dicts rather than a DataFrame: for the one to a few rides of a request, building a frame
     costs more than the prediction itself.
@@ -214,59 +211,8 @@ def valid_rides(rides: list[Any], batched: bool = True) -> list[dict[str, Any]]:
     """
     valid = []
     for position, ride in enumerate(rides):
-        index = position if batched else None
-        if not isinstance(ride, Mapping):
-            raise InvalidRequest(422, f"a ride must be a JSON object, got a JSON {_json_type(ride)}", index=index)
-        for name in FIELDS:
-            if name not in ride:
-                raise InvalidRequest(422, f"missing field {name!r}", field=name, index=index)
-        valid.append({
-            "PULocationID": _zone_id(ride["PULocationID"], "PULocationID", index),
-            "DOLocationID": _zone_id(ride["DOLocationID"], "DOLocationID", index),
-            "trip_distance": _distance(ride["trip_distance"], index),
-        })
+        try:
+            valid.append(validate_ride(ride))
+        except InvalidRide as error:
+            raise InvalidRequest(422, str(error), field=error.field, index=position if batched else None) from None
     return valid
-
-
-def _zone_id(value: Any, name: str, index: int | None) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidRequest(
-            422, f"{name} must be an integer zone ID 1-265, got a JSON {_json_type(value)} ({value!r})",
-            field=name, index=index,
-        )
-    if value not in ZONE_IDS:
-        raise InvalidRequest(422, f"{name} must be a zone ID 1-265, got {value}", field=name, index=index)
-    return value
-
-
-def _distance(value: Any, index: int | None) -> float:
-    name = "trip_distance"
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise InvalidRequest(
-            422, f"{name} must be a number of miles, got a JSON {_json_type(value)} ({value!r})",
-            field=name, index=index,
-        )
-    try:
-        miles = float(value)
-    except OverflowError:  # an integer too large for a float
-        miles = math.inf
-    if not math.isfinite(miles):
-        raise InvalidRequest(422, f"{name} must be finite, got {value!r}", field=name, index=index)
-    if miles < 0:
-        raise InvalidRequest(422, f"{name} must be >= 0 miles, got {value!r}", field=name, index=index)
-    return miles
-
-
-def _json_type(value: Any) -> str:
-    """The JSON name of a parsed value's type, for error messages a client understands."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"

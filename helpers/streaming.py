@@ -15,7 +15,6 @@ import base64
 import binascii
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Mapping
@@ -25,13 +24,13 @@ import boto3
 import pandas as pd
 
 from helpers import models
+from helpers.features import RIDE_FIELDS, InvalidRide, validate_ride
 from helpers.models import LoadedModel
 
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "ride_duration_prediction_model"
 DEFAULT_OUTPUT_STREAM = "ride_predictions"
-RIDE_FIELDS = ("PULocationID", "DOLocationID", "trip_distance")
 MAX_PUT_ATTEMPTS = 4
 PUT_RECORDS_LIMIT = 500  # the most records Kinesis accepts in one PutRecords call
 
@@ -111,21 +110,10 @@ def _decode(record: object) -> tuple[dict, int]:
         raise BadRecord(f"ride_id is {ride_id!r}, expected an integer")
     if "ride" not in event:
         raise BadRecord("the event has no ride", ride_id)
-    ride = event["ride"]
-    if not isinstance(ride, dict):
-        raise BadRecord(f"ride is {ride!r}, expected an object with {', '.join(RIDE_FIELDS)}", ride_id)
-    missing = [name for name in RIDE_FIELDS if name not in ride]
-    if missing:
-        raise BadRecord(f"ride is missing {', '.join(missing)}", ride_id)
-    for name in ("PULocationID", "DOLocationID"):
-        if not _is_int(ride[name]):
-            raise BadRecord(f"ride.{name} is {ride[name]!r}, expected an integer zone id", ride_id)
-    distance = ride["trip_distance"]
-    if not (_is_int(distance) or isinstance(distance, float)) or not math.isfinite(distance):
-        raise BadRecord(f"ride.trip_distance is {distance!r}, expected a finite number of miles", ride_id)
-    if distance < 0:
-        raise BadRecord(f"ride.trip_distance is {distance!r}, expected 0 or more miles", ride_id)
-    return {name: ride[name] for name in RIDE_FIELDS}, ride_id
+    try:
+        return validate_ride(event["ride"]), ride_id
+    except InvalidRide as error:
+        raise BadRecord(f"ride: {error}", ride_id) from None
 
 
 def predict_events(model: LoadedModel, records: list[dict]) -> list[dict]:
@@ -153,7 +141,7 @@ def predict_events(model: LoadedModel, records: list[dict]) -> list[dict]:
             valid.append((len(outputs), ride, ride_id))
         outputs.append(entry)
     if valid:
-        durations = model.predict(pd.DataFrame([ride for _, ride, _ in valid], columns=list(RIDE_FIELDS)))
+        durations = model.predict(pd.DataFrame([ride for _, ride, _ in valid], columns=RIDE_FIELDS))
         for (position, _, ride_id), duration in zip(valid, durations, strict=True):
             outputs[position]["prediction"] = {"ride_duration": float(duration), "ride_id": ride_id}
     return outputs

@@ -31,12 +31,11 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 
 from helpers import config
-from helpers.features import target, to_dicts
+from helpers.features import RIDE_FIELDS, target, to_dicts
 from helpers.training import evaluate, rmse, train_pipeline
 
 EXPERIMENT_NAME = "nyc-taxi-experiment"
 MODEL_URI_TAG = "model_uri"
-RAW_COLUMNS = ["PULocationID", "DOLocationID", "trip_distance"]
 def pip_requirements() -> list[str]:
     """The pins logged with every model: they spare ``log_model`` ~12 s of inferring requirements
     and record exactly which versions trained it.
@@ -111,7 +110,7 @@ def run_tags(data_source: str) -> dict[str, str]:
 
 def log_dataset(df: pd.DataFrame, source: str | Path, context: str) -> None:
     """Record the rows a run used (``training``/``validation``) with their source file."""
-    columns = [*RAW_COLUMNS, "duration"]
+    columns = [*RIDE_FIELDS, "duration"]
     with warnings.catch_warnings():
         # MLflow 3 registers its local-file source twice and warns that a path is ambiguous.
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
@@ -124,7 +123,7 @@ def model_input(df: pd.DataFrame) -> pd.DataFrame:
 
     A prepared frame holds the IDs as strings; the model's signature asks for integers.
     """
-    rides = df[RAW_COLUMNS].copy()
+    rides = df[RIDE_FIELDS].copy()
     rides[["PULocationID", "DOLocationID"]] = rides[["PULocationID", "DOLocationID"]].astype("int64")
     return rides.reset_index(drop=True)
 

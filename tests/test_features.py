@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from helpers.features import add_duration, prepare, to_dicts
+from helpers.features import InvalidRide, add_duration, prepare, to_dicts, validate_ride
 
 
 def _rides(minutes: list[float], prefix: str = "lpep") -> pd.DataFrame:
@@ -52,3 +52,26 @@ def test_feature_dicts_from_a_prepared_frame_and_from_raw_rides_agree():
     from_frame = to_dicts(prepare(_rides([10.0])))
     from_request = to_dicts([{"PULocationID": 74, "DOLocationID": 75, "trip_distance": 1.5}])
     assert from_frame == from_request == [{"PU_DO": "74_75", "trip_distance": 1.5}]
+
+
+def test_a_valid_ride_keeps_only_what_the_model_reads():
+    ride = {"PULocationID": 74, "DOLocationID": 75, "trip_distance": 2, "fare_amount": 9.5}
+    assert validate_ride(ride) == {"PULocationID": 74, "DOLocationID": 75, "trip_distance": 2.0}
+
+
+@pytest.mark.parametrize(
+    "ride, field, words",
+    [
+        ([74, 75, 2.0], None, "must be a JSON object, got a JSON array"),
+        ({"PULocationID": 74, "trip_distance": 2.0}, "DOLocationID", "missing field"),
+        ({"PULocationID": 74.0, "DOLocationID": 75, "trip_distance": 2.0}, "PULocationID", "integer zone ID"),
+        ({"PULocationID": 74, "DOLocationID": 266, "trip_distance": 2.0}, "DOLocationID", "1-265, got 266"),
+        ({"PULocationID": 74, "DOLocationID": 75, "trip_distance": True}, "trip_distance", "JSON boolean"),
+        ({"PULocationID": 74, "DOLocationID": 75, "trip_distance": float("nan")}, "trip_distance", "finite"),
+        ({"PULocationID": 74, "DOLocationID": 75, "trip_distance": -0.5}, "trip_distance", ">= 0 miles"),
+    ],
+)
+def test_an_invalid_ride_says_which_field_and_why(ride, field, words):
+    with pytest.raises(InvalidRide, match=words) as caught:
+        validate_ride(ride)
+    assert caught.value.field == field

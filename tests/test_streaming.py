@@ -94,10 +94,11 @@ BAD_RECORDS = {
     "no ride_id": (b64(json.dumps({"ride": RIDE})), "no ride_id", None),
     "mistyped ride_id": (b64(json.dumps({"ride": RIDE, "ride_id": "7"})), "ride_id is '7'", None),
     "no ride": (b64(json.dumps({"ride_id": 7})), "no ride", 7),
-    "missing field": (encode_ride({"PULocationID": 130, "DOLocationID": 205}, 7), "missing trip_distance", 7),
-    "mistyped zone": (encode_ride({**RIDE, "PULocationID": "130"}, 7), "PULocationID is '130'", 7),
-    "mistyped distance": (encode_ride({**RIDE, "trip_distance": "far"}, 7), "trip_distance is 'far'", 7),
-    "negative distance": (encode_ride({**RIDE, "trip_distance": -1.5}, 7), "-1.5, expected 0 or more", 7),
+    "missing field": (encode_ride({"PULocationID": 130, "DOLocationID": 205}, 7), "missing field 'trip_distance'", 7),
+    "mistyped zone": (encode_ride({**RIDE, "PULocationID": "130"}, 7), "PULocationID must be an integer zone ID", 7),
+    "mistyped distance": (encode_ride({**RIDE, "trip_distance": "far"}, 7), "trip_distance must be a number of miles", 7),
+    "negative distance": (encode_ride({**RIDE, "trip_distance": -1.5}, 7), "trip_distance must be >= 0 miles, got -1.5", 7),
+    "unknown zone": (encode_ride({**RIDE, "DOLocationID": 300}, 7), "DOLocationID must be a zone ID 1-265", 7),
 }
 
 

@@ -7,6 +7,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LinearRegression, Ridge
 
 from helpers import tracking
+from helpers.features import RIDE_FIELDS
 
 
 def _train(name, months, estimator=None):
@@ -63,7 +64,7 @@ def test_the_logged_model_predicts_from_raw_rides(store, months):
     model = mlflow.pyfunc.load_model(result.model_uri)
     rides = pd.DataFrame({"PULocationID": [3, 10], "DOLocationID": [2, 4], "trip_distance": [4.0, 1.0]})
     assert model.predict(rides) == pytest.approx(result.pipeline.predict(rides))
-    assert model.metadata.signature.inputs.input_names() == tracking.RAW_COLUMNS
+    assert model.metadata.signature.inputs.input_names() == RIDE_FIELDS
 
 
 def test_search_makes_one_parent_with_a_nested_child_per_trial(store, months):
