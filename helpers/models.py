@@ -33,6 +33,16 @@ class LoadedModel:
         return self.pipeline.predict(rides)
 
 
+def follows_alias(uri: str) -> bool:
+    """True for ``models:/<name>@<alias>``: the version behind it can change while a server runs."""
+    return uri.startswith("models:/") and "@" in uri
+
+
+def current_version(uri: str) -> str:
+    """The registry version a ``models:/`` URI points at now (one registry call, no model download)."""
+    return _registry_version(uri)
+
+
 def _registry_version(uri: str) -> str:
     from mlflow.tracking import MlflowClient  # see load(): only registry URIs need MLflow
 

@@ -15,6 +15,10 @@ The contract, which the tests spell out:
   is the position in a batch, ``field`` the offending field, each null when it does not apply):
   400 unreadable JSON, 415 not JSON, 413 too many rides or too many bytes, 422 JSON that is not
   rides. A 500 means a fault of the server, never of the request.
+- ``GET /health`` says which model URI and version answer. A service started on an alias
+  (``models:/nyc-taxi-duration@champion``) follows it: every ``MODEL_REFRESH_SECONDS`` (default 30,
+  0 = never) the next request asks the registry which version the alias names, and a moved alias
+  is loaded and swapped in, so promoting a new champion (chapter 05's ``deploying``) needs no restart.
 - ``GET /metrics`` is Prometheus' text format. Under gunicorn with several workers each worker
   counts on its own, so set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder before gunicorn
   starts (``helpers.service_process`` and the Dockerfile do): workers then write their counts
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from typing import Any
 
@@ -93,6 +98,10 @@ class Metrics:
         )
         self.model.labels(model.uri, model.version).set(1)
 
+    def swapped(self, old: models.LoadedModel, new: models.LoadedModel) -> None:
+        self.model.labels(old.uri, old.version).set(0)
+        self.model.labels(new.uri, new.version).set(1)
+
     def exposition(self) -> bytes:
         """The text ``/metrics`` answers: this process's metrics, or every worker's in multiprocess mode."""
         if multiprocess_dir() is None:
@@ -102,13 +111,56 @@ class Metrics:
         return generate_latest(combined)
 
 
-def create_app(model: models.LoadedModel | None = None, *, max_batch: int = DEFAULT_MAX_BATCH) -> Flask:
+def refresh_seconds() -> float:
+    """How often a service on an alias checks whether it moved (``MODEL_REFRESH_SECONDS``, default 30)."""
+    return float(os.environ.get("MODEL_REFRESH_SECONDS", "30"))
+
+
+class ServedModel:
+    """The model being served, swapped for the alias's new version when the alias moves.
+
+    Only a request arriving after ``refresh`` seconds asks the registry (one cheap call); the one
+    that finds the alias moved also loads the new version, under a lock so threads load it once.
+    A failed check or load keeps the current model serving and is logged: the service stays up.
+    """
+
+    def __init__(self, model: models.LoadedModel, refresh: float, metrics: Metrics):
+        self.model, self.metrics = model, metrics
+        self.refresh = refresh if models.follows_alias(model.uri) else 0
+        self._checked = time.monotonic()
+        self._lock = threading.Lock()
+
+    def current(self) -> models.LoadedModel:
+        if self.refresh > 0 and time.monotonic() - self._checked >= self.refresh:
+            with self._lock:
+                if time.monotonic() - self._checked >= self.refresh:
+                    self._follow_alias()
+        return self.model
+
+    def _follow_alias(self) -> None:
+        self._checked = time.monotonic()
+        try:
+            version = models.current_version(self.model.uri)
+            if version != self.model.version:
+                new = models.load(self.model.uri)
+                self.metrics.swapped(self.model, new)
+                logger.info("%s moved from version %s to %s: now serving %s", self.model.uri,
+                            self.model.version, version, new.version)
+                self.model = new
+        except Exception:  # the registry or the artifact store may be briefly away; keep serving
+            logger.exception("could not follow %s; still serving version %s", self.model.uri, self.model.version)
+
+
+def create_app(model: models.LoadedModel | None = None, *, max_batch: int = DEFAULT_MAX_BATCH,
+               refresh: float | None = None) -> Flask:
     """The web service around a model.
 
     Args:
         model: The model to serve; when None, it is loaded once, now, from ``MODEL_URI``
             (default ``models:/nyc-taxi-duration@champion``).
         max_batch: Most rides one ``POST /predict`` may hold; more get a 413.
+        refresh: Seconds between checks that an alias still names the served version (default
+            :func:`refresh_seconds`; 0 never checks). Other URIs name one fixed model.
 
     Returns:
         The Flask app (a WSGI app for gunicorn).
@@ -119,6 +171,7 @@ def create_app(model: models.LoadedModel | None = None, *, max_batch: int = DEFA
     app.config["MAX_CONTENT_LENGTH"] = max(1024 * 1024, max_batch * _BYTES_PER_RIDE)
     app.json.sort_keys = False  # keep "duration" first, as documented
     metrics = Metrics(model)
+    served = ServedModel(model, refresh_seconds() if refresh is None else refresh, metrics)
 
     @app.get("/ping")
     def ping() -> Response:
@@ -126,6 +179,7 @@ def create_app(model: models.LoadedModel | None = None, *, max_batch: int = DEFA
 
     @app.get("/health")
     def health() -> Response:
+        model = served.current()
         return jsonify(status="ok", model_uri=model.uri, model_version=model.version)
 
     @app.post("/predict")
@@ -142,6 +196,7 @@ def create_app(model: models.LoadedModel | None = None, *, max_batch: int = DEFA
                 422, f"expected a ride object or a list of rides, got a JSON {json_type(body)}"
             )
         batch = valid_rides(rides, batched=isinstance(body, list))
+        model = served.current()
         durations = model.predict(batch).tolist()
         for duration in durations:
             metrics.predictions.observe(duration)
@@ -180,6 +235,7 @@ def create_app(model: models.LoadedModel | None = None, *, max_batch: int = DEFA
         return response
 
     app.extensions["metrics"] = metrics
+    app.extensions["served_model"] = served
     return app
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.linear_model import LinearRegression
@@ -189,3 +191,59 @@ def test_two_apps_keep_separate_metrics(model):
     ping_200 = ("http_requests_total", (("endpoint", "/ping"), ("method", "GET"), ("status", "200")))
     assert samples(first)[ping_200] == 1
     assert ping_200 not in samples(second)
+
+
+class Registry:
+    """Stands in for the registry's alias → version lookup; the real one is exercised by
+    tests/test_orchestration.py, where the deploying pipeline moves the alias under gunicorn."""
+
+    def __init__(self, pipeline):
+        self.version, self.pipeline, self.loads, self.fail = "1", pipeline, 0, False
+
+    def current_version(self, uri):
+        if self.fail:
+            raise ConnectionError("registry away")
+        return self.version
+
+    def load(self, uri):
+        self.loads += 1
+        return LoadedModel(uri, self.version, self.pipeline)
+
+
+@pytest.fixture
+def registry(model, monkeypatch):
+    fake = Registry(model.pipeline)
+    monkeypatch.setattr("helpers.models.current_version", fake.current_version)
+    monkeypatch.setattr("helpers.models.load", fake.load)
+    return fake
+
+
+def test_a_service_on_an_alias_swaps_in_the_version_the_alias_moved_to(model, registry):
+    served = LoadedModel("models:/m@champion", "1", model.pipeline)
+    client = create_app(served, refresh=0.001).test_client()
+    assert client.post("/predict", json=RIDE).get_json()["model_version"] == "1"
+    registry.version = "2"
+    time.sleep(0.01)
+    assert client.post("/predict", json=RIDE).get_json()["model_version"] == "2"
+    assert client.get("/health").get_json()["model_version"] == "2"
+    assert registry.loads == 1
+    info = {labels: value for (name, labels), value in samples(client).items() if name == "model_info"}
+    assert info[(("model_uri", "models:/m@champion"), ("model_version", "2"))] == 1
+    assert info[(("model_uri", "models:/m@champion"), ("model_version", "1"))] == 0
+
+
+def test_a_registry_outage_keeps_the_current_model_serving(model, registry):
+    client = create_app(LoadedModel("models:/m@champion", "1", model.pipeline), refresh=0.001).test_client()
+    registry.fail, registry.version = True, "2"
+    time.sleep(0.01)
+    assert client.post("/predict", json=RIDE).status_code == 200
+    assert client.get("/health").get_json()["model_version"] == "1"
+
+
+def test_fixed_versions_and_files_are_never_rechecked(model, registry):
+    for uri in ("models:/m/1", "runs:/abc/model", "models/lin_reg.bin"):
+        client = create_app(LoadedModel(uri, "1", model.pipeline), refresh=0.001).test_client()
+        registry.version = "2"
+        time.sleep(0.01)
+        assert client.get("/health").get_json()["model_version"] == "1"
+    assert registry.loads == 0
