@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from helpers.notebook_form import isolated_env
+from helpers.config import isolated_env
 
 _BASE = Path(tempfile.mkdtemp(prefix="workbook-tests-"))
 

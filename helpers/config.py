@@ -73,3 +73,15 @@ def build_dir() -> Path:
 def quick() -> bool:
     """True when ``WORKBOOK_QUICK`` asks the notebooks for small parameters (set by ``make test``)."""
     return _env_flag("WORKBOOK_QUICK")
+
+
+def isolated_env(base: Path) -> dict[str, str]:
+    """Settings that keep a run's data cache, models and MLflow store under ``base``, offline and quick."""
+    return {
+        "WORKBOOK_OFFLINE": "1",
+        "WORKBOOK_QUICK": "1",
+        "WORKBOOK_DATA_DIR": str(base / "data"),
+        "WORKBOOK_MODELS_DIR": str(base / "models"),
+        "WORKBOOK_BUILD_DIR": str(base / "build"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{base / 'mlflow.db'}",
+    }

@@ -20,23 +20,12 @@ from pathlib import Path
 
 import nbformat
 
+from helpers.config import isolated_env
 from helpers.course import find_chapters, notebooks_dir, run_chapter
 
 KERNEL_NAME = "python3"
 ALLOWED_NOTEBOOK_METADATA = {"kernelspec", "language_info"}
 ALLOWED_CELL_METADATA = {"tags"}
-
-
-def isolated_env(base: Path) -> dict[str, str]:
-    """Settings that keep a run's data cache, models and MLflow store under ``base``, offline and quick."""
-    return {
-        "WORKBOOK_OFFLINE": "1",
-        "WORKBOOK_QUICK": "1",
-        "WORKBOOK_DATA_DIR": str(base / "data"),
-        "WORKBOOK_MODELS_DIR": str(base / "models"),
-        "WORKBOOK_BUILD_DIR": str(base / "build"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{base / 'mlflow.db'}",
-    }
 
 
 @contextmanager

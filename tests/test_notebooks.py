@@ -13,7 +13,8 @@ from mlflow.tracking import MlflowClient
 
 from helpers import config, registry, tracking
 from helpers.course import find_chapters, notebooks_dir, run_chapter
-from helpers.notebook_form import isolated_env, problems
+from helpers.config import isolated_env
+from helpers.notebook_form import problems
 
 CHAPTERS = find_chapters(notebooks_dir())
 
