@@ -11,6 +11,15 @@ VENV_PY := $(VENV)/bin/python
 # Rebuilt whenever the lock or the project changes; it lives inside .venv so that removing
 # .venv also forgets it.
 VENV_STAMP := $(VENV)/.synced-from-lock
+# Chapter 05's orchestrator, Mage, gets an environment of its own (see orchestration/requirements.in).
+MAGE_VENV := .venv-mage
+MAGE_STAMP := $(MAGE_VENV)/.synced-from-lock
+MAGE_LOCK := orchestration/requirements.lock
+MAGE_PORT ?= 6789
+# The helpers modules Mage's blocks run, tested again in .venv-mage with its own library versions.
+MAGE_TESTS := tests/test_pipelines.py tests/test_features.py tests/test_training.py tests/test_data.py \
+	tests/test_twin.py tests/test_tracking.py tests/test_registry.py tests/test_models.py \
+	tests/test_batch.py tests/test_alerts.py tests/test_config.py tests/test_tlc.py
 
 # Use uv from PATH when there is one; otherwise bootstrap a pinned copy into a private
 # tools venv (.tools/), never into the user's site-packages.
@@ -30,11 +39,11 @@ PYTEST_ARGS ?=
 LAB_IP ?= 127.0.0.1
 LAB_PORT ?= 8888
 
-.PHONY: help setup course lab test clean distclean lock mlflow notebooks serve
+.PHONY: help setup course lab test clean distclean lock mlflow notebooks serve mage mage-setup mage-lock
 
 help: ## List the targets
-	@grep -E '^[a-z]+:.*## ' $(firstword $(MAKEFILE_LIST)) \
-		| awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) \
+		| awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 setup: $(VENV_STAMP) ## Create .venv from uv.lock with helpers installed editable
 
@@ -42,14 +51,29 @@ $(VENV_STAMP): uv.lock pyproject.toml | $(UV_BOOTSTRAP)
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	@touch $@
 
+mage-setup: $(MAGE_STAMP) ## Create .venv-mage (Mage, chapter 05) from its lock, with helpers installed editable
+
+# `pip sync` makes the venv exactly the lock, which removes helpers' editable install: so it goes after.
+$(MAGE_STAMP): $(MAGE_LOCK) pyproject.toml | $(UV_BOOTSTRAP)
+	test -x $(MAGE_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(MAGE_VENV)
+	$(UV) pip sync --quiet --compile-bytecode --python $(MAGE_VENV)/bin/python $(MAGE_LOCK)
+	$(UV) pip install --quiet --compile-bytecode --no-deps --python $(MAGE_VENV)/bin/python -e .
+	@touch $@
+
+mage-lock: $(UV_BOOTSTRAP) ## Re-resolve orchestration/requirements.lock after editing orchestration/requirements.in
+	$(UV) pip compile --quiet --universal --python-version 3.11 orchestration/requirements.in -o $(MAGE_LOCK)
+
+mage: setup mage-setup ## Open the Mage UI on the course's pipelines (port 6789) until Ctrl-C
+	$(VENV_PY) -m helpers.mage --port $(MAGE_PORT)
+
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
 
-course: setup ## Run every chapter notebook into build/notebooks/ and print a summary
+course: setup mage-setup ## Run every chapter notebook into build/notebooks/ and print a summary
 	$(VENV_PY) -m helpers.course $(COURSE_ARGS)
 
-lab: setup ## Start JupyterLab on the course environment (port 8888)
+lab: setup mage-setup ## Start JupyterLab on the course environment (port 8888)
 	$(VENV)/bin/jupyter lab --ip $(LAB_IP) --port $(LAB_PORT) --no-browser
 
 mlflow: setup ## Start the MLflow tracking server and UI on the course store (port 5000) until Ctrl-C
@@ -58,11 +82,12 @@ mlflow: setup ## Start the MLflow tracking server and UI on the course store (po
 serve: setup ## Serve MODEL_URI (default: the champion) with gunicorn on SERVE_BIND (127.0.0.1:9696) until Ctrl-C
 	$(VENV_PY) -m helpers.service_process --bind $(or $(SERVE_BIND),127.0.0.1:9696)
 
-notebooks: setup ## Re-execute the committed notebooks offline and quick, as nbval replays them
+notebooks: setup mage-setup ## Re-execute the committed notebooks offline and quick, as nbval replays them
 	$(VENV_PY) -m helpers.notebook_form refresh
 
-test: setup ## Run the tests offline and in quick mode, as CI does
+test: setup mage-setup ## Run the tests offline and in quick mode, as CI does (then helpers again in .venv-mage)
 	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(VENV_PY) -m pytest $(PYTEST_ARGS)
+	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(MAGE_VENV)/bin/python -m pytest -o addopts= $(MAGE_TESTS)
 
 lock: $(UV_BOOTSTRAP) ## Re-resolve uv.lock after editing pyproject.toml and rewrite environment.yml to match
 	$(UV) lock
@@ -77,4 +102,4 @@ clean: ## Remove generated outputs (build/, models/, MLflow files, caches); keep
 		-exec rm -rf {} +
 
 distclean: clean ## Also remove .venv, .tools and the offline twin of the data
-	rm -rf $(VENV) .tools data/twin
+	rm -rf $(VENV) $(MAGE_VENV) .tools data/twin

@@ -1,0 +1,326 @@
+"""Drive chapter 05's Mage project (``orchestration/``) from the course environment.
+
+Mage lives in its own environment, ``.venv-mage`` (``make mage-setup``), because mage-ai pins
+packages the course needs newer. The notebook never switches kernels: it runs pipelines with
+``mage run`` in that environment (:func:`run_pipeline`), reads what blocks produced
+(:func:`block_output`), and starts Mage's server (:func:`start_server`) to fire triggers over its
+REST API, as any client would. Block outputs, logs and Mage's database go to ``MAGE_DATA_DIR``,
+``<build dir>/mage``, so the project folder itself stays as committed.
+
+Run ``python -m helpers.mage`` (``make mage``) for the Mage UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import requests
+import yaml
+
+from helpers import config
+from helpers.processes import LoopbackServer, ensure_ready, free_port, http_answers, start_in_group
+
+logger = logging.getLogger(__name__)
+
+PROJECT_DIR = config.REPO_ROOT / "orchestration"
+MAGE_VENV = config.REPO_ROOT / ".venv-mage"
+DEFAULT_PORT = 6789
+FINISHED = ("completed", "failed", "cancelled")
+_READY_POLL_SECONDS = 0.5
+
+
+class MageNotInstalledError(RuntimeError):
+    """``.venv-mage`` is missing: the chapter's orchestrator has not been set up yet."""
+
+
+class PipelineFailedError(RuntimeError):
+    """A ``mage run`` ended with an error; the message ends with the last lines Mage printed."""
+
+
+def mage_executable() -> Path:
+    """The ``mage`` command of ``.venv-mage``.
+
+    Raises:
+        MageNotInstalledError: saying how to install it.
+    """
+    mage = MAGE_VENV / "bin" / "mage"
+    if not mage.exists():
+        raise MageNotInstalledError(
+            f"Mage is not installed ({mage} is missing). Run `make mage-setup` in {config.REPO_ROOT} "
+            "(about a minute): chapter 05's orchestrator has an environment of its own."
+        )
+    return mage
+
+
+def data_dir() -> Path:
+    """``MAGE_DATA_DIR``: block outputs, logs and Mage's SQLite database (``<build dir>/mage``)."""
+    return config.build_dir() / "mage"
+
+
+def mage_env(**extra: str) -> dict[str, str]:
+    """This process's environment (data, MLflow store, offline and quick settings) plus Mage's own."""
+    env = {**os.environ, "MAGE_DATA_DIR": str(data_dir()), **extra}
+    # The course kernel's virtualenv must not leak into Mage's interpreter.
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+# --- The project ---------------------------------------------------------------------------------
+
+def pipeline_names() -> list[str]:
+    """The project's pipelines, in the order the chapter presents them."""
+    order = ["data_preparation", "sklearn_training", "xgboost_training", "deploying", "batch_inference", "retraining"]
+    found = sorted(path.parent.name for path in (PROJECT_DIR / "pipelines").glob("*/metadata.yaml"))
+    return [name for name in order if name in found] + [name for name in found if name not in order]
+
+
+def pipeline_metadata(pipeline: str) -> dict[str, Any]:
+    """A pipeline's ``metadata.yaml``: its blocks, their types and order, its variables."""
+    path = PROJECT_DIR / "pipelines" / pipeline / "metadata.yaml"
+    if not path.exists():
+        raise ValueError(f"no pipeline {pipeline!r} in {PROJECT_DIR}; there are {pipeline_names()}")
+    return yaml.safe_load(path.read_text())
+
+
+def describe() -> pd.DataFrame:
+    """One row per block of every pipeline: its type, the file holding its code and what feeds it."""
+    rows = []
+    for pipeline in pipeline_names():
+        for block in pipeline_metadata(pipeline)["blocks"]:
+            rows.append({
+                "pipeline": pipeline, "block": block["uuid"], "type": block["type"],
+                "file": f"{block['type']}s/{block['uuid']}.py" if block["type"] != "custom" else f"custom/{block['uuid']}.py",
+                "upstream": ", ".join(block["upstream_blocks"]) or "-",
+            })
+    return pd.DataFrame(rows)
+
+
+def triggers(pipeline: str) -> list[dict[str, Any]]:
+    """The triggers committed in a pipeline's ``triggers.yaml`` (none when it has no file)."""
+    path = PROJECT_DIR / "pipelines" / pipeline / "triggers.yaml"
+    return yaml.safe_load(path.read_text())["triggers"] if path.exists() else []
+
+
+# --- mage run ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """One ``mage run``: its exit code, duration and what it printed (block prints and test results)."""
+
+    pipeline: str
+    returncode: int
+    seconds: float
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and "Pipeline run completed." in self.output
+
+    def tail(self, lines: int = 15) -> str:
+        return "\n".join(self.output.splitlines()[-lines:])
+
+    def check(self) -> PipelineRun:
+        """Return self when the run succeeded.
+
+        Raises:
+            PipelineFailedError: with the pipeline, exit code and the end of Mage's output.
+        """
+        if not self.ok:
+            raise PipelineFailedError(f"pipeline {self.pipeline} failed (exit code {self.returncode}):\n{self.tail()}")
+        return self
+
+
+# Lines Mage prints on every run that say nothing about the pipeline.
+_NOISE = ("DBT library not installed", "No running loop, using asyncio.run", "protected namespace",
+          "protected_namespaces", "warnings.warn(", "UserWarning", "FutureWarning", "DeprecationWarning")
+
+
+def _readable(output: str) -> str:
+    return "\n".join(line for line in output.splitlines() if line.strip() and not any(n in line for n in _NOISE))
+
+
+def run_pipeline(pipeline: str, variables: dict[str, Any] | None = None, *, tests: bool = True,
+                 timeout: float = 1800) -> PipelineRun:
+    """``mage run orchestration <pipeline>`` in ``.venv-mage``, with ``@test`` blocks on by default.
+
+    Args:
+        pipeline: A name from :func:`pipeline_names`.
+        variables: Runtime variables; they override the pipeline's own (e.g. ``{"train_month": "2021-02"}``).
+        tests: Run the blocks' ``@test`` functions; a failing test fails the run.
+        timeout: Seconds before the run is killed.
+
+    Returns:
+        The run; call ``.check()`` to raise when it failed.
+    """
+    pipeline_metadata(pipeline)  # a clear error for a misspelt name, before Mage's own
+    command = [str(mage_executable()), "run", str(PROJECT_DIR), pipeline, "--test" if tests else "--no-test"]
+    if variables:
+        command += ["--runtime-vars", json.dumps(variables)]
+    started = time.monotonic()
+    try:
+        # Mage prints tracebacks with rich, which wraps at 80 columns when not on a terminal.
+        done = subprocess.run(command, env=mage_env(COLUMNS="160"), capture_output=True, text=True, timeout=timeout,
+                              cwd=config.REPO_ROOT)
+        returncode, output = done.returncode, done.stdout + done.stderr
+    except subprocess.TimeoutExpired as expired:
+        returncode, output = -1, f"{expired.stdout or ''}{expired.stderr or ''}\nkilled after {timeout:g} s"
+    return PipelineRun(pipeline, returncode, round(time.monotonic() - started, 1), _readable(output))
+
+
+def block_output(pipeline: str, block: str, index: int = 0) -> pd.DataFrame | Any:
+    """What ``block`` returned in the latest ``mage run`` of ``pipeline``: a frame, or JSON data.
+
+    Raises:
+        FileNotFoundError: the block has not run yet (with ``mage run``) under this ``MAGE_DATA_DIR``.
+    """
+    folder = data_dir() / PROJECT_DIR.name / "pipelines" / pipeline / ".variables" / block / f"output_{index}"
+    if (folder / "data.parquet").exists():
+        return pd.read_parquet(folder / "data.parquet")
+    if (folder / "data.json").exists():
+        return json.loads((folder / "data.json").read_text())
+    raise FileNotFoundError(f"no output of block {block!r} in {folder}: run the pipeline {pipeline!r} first")
+
+
+# --- The server ----------------------------------------------------------------------------------
+
+@dataclass
+class MageServer(LoopbackServer):
+    """``mage start`` on loopback, and the few REST calls the chapter makes: triggers and runs."""
+
+    def api(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        response = requests.request(method, f"{self.url}/api/{path}", timeout=30, **kwargs)
+        response.raise_for_status()
+        body = response.json()
+        if "error" in body:
+            raise RuntimeError(f"Mage API {method} /api/{path}: {body['error']}")
+        return body
+
+    def triggers_loaded(self) -> bool:
+        """True once the API lists triggers: ``/api/status`` answers while Mage is still migrating its
+        database, and a call in that window fails with "no such column"."""
+        if not http_answers(f"{self.url}/api/status"):
+            return False
+        try:
+            return bool(self.schedules())
+        except (requests.RequestException, RuntimeError, ValueError):
+            return False
+
+    def schedules(self) -> list[dict[str, Any]]:
+        """Every trigger Mage loaded from the project's ``triggers.yaml`` files."""
+        return self.api("GET", "pipeline_schedules")["pipeline_schedules"]
+
+    def schedule(self, name: str) -> dict[str, Any]:
+        for found in self.schedules():
+            if found["name"] == name:
+                return found
+        raise LookupError(f"no trigger named {name!r}; Mage has {[s['name'] for s in self.schedules()]}")
+
+    def trigger(self, name: str, variables: dict[str, Any] | None = None) -> int:
+        """Fire the API trigger ``name`` as an outside client does, and return the new run's id."""
+        found = self.schedule(name)
+        if found["schedule_type"] != "api":
+            raise ValueError(f"trigger {name!r} is a {found['schedule_type']} trigger, not an API one")
+        body = self.api("POST", f"pipeline_schedules/{found['id']}/pipeline_runs/{found['token']}",
+                        json={"pipeline_run": {"variables": variables or {}}})
+        return body["pipeline_run"]["id"]
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        """A pipeline run as Mage reports it, with ``block_runs``."""
+        return self.api("GET", f"pipeline_runs/{run_id}")["pipeline_run"]
+
+    def block_statuses(self, run_id: int) -> dict[str, str]:
+        """Each block of the run and its status (``completed``, ``running``, ``failed``, ...)."""
+        return {block["block_uuid"]: block["status"] for block in self.run(run_id).get("block_runs", [])}
+
+    def wait(self, run_id: int, timeout: float = 300, poll: float = 0.5,
+             until: tuple[str, ...] = FINISHED) -> dict[str, Any]:
+        """Poll the run until its status is one of ``until``; return it.
+
+        Raises:
+            TimeoutError: with the run's and its blocks' last statuses.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.run(run_id)
+            if run["status"] in until:
+                return run
+            if time.monotonic() > deadline:
+                blocks = {block["block_uuid"]: block["status"] for block in run.get("block_runs", [])}
+                raise TimeoutError(f"run {run_id} of {run['pipeline_uuid']} is still {run['status']} "
+                                   f"after {timeout:g} s; blocks: {blocks}")
+            time.sleep(poll)
+
+    def wait_for_block(self, run_id: int, block: str, status: str = "running", timeout: float = 120) -> None:
+        """Wait until a block of the run reaches ``status`` (e.g. the sensor is ``running``)."""
+        deadline = time.monotonic() + timeout
+        while self.block_statuses(run_id).get(block) != status:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"block {block} of run {run_id} is {self.block_statuses(run_id).get(block)} "
+                                   f"after {timeout:g} s, not {status}")
+            time.sleep(0.5)
+
+
+def start_server(port: int = DEFAULT_PORT, *, alert_webhook: str | None = None, timeout: float = 120) -> MageServer:
+    """Start ``mage start`` on 127.0.0.1 for the project and wait until its API answers.
+
+    Args:
+        port: Port to listen on; a busy one is replaced by a free one.
+        alert_webhook: Where failed triggered runs post their alert (``WORKBOOK_ALERT_WEBHOOK_URL``).
+        timeout: Seconds to wait for the API.
+
+    Raises:
+        MageNotInstalledError: no ``.venv-mage``.
+        RuntimeError: the server exited or did not answer in time; the message quotes its log.
+    """
+    host = "127.0.0.1"
+    requested, port = port, free_port(host, port)
+    if requested and port != requested:
+        logger.warning("Port %d is busy; starting Mage on port %d instead.", requested, port)
+    command = [str(mage_executable()), "start", str(PROJECT_DIR), "--host", host, "--port", str(port)]
+    extra = {
+        "REQUIRE_USER_AUTHENTICATION": "0",  # loopback only; the REST calls need no login
+        # Mage's scheduler looks for work every 10 s by default, so each block of a triggered run
+        # waited up to 10 s to start; every second costs little for one learner's server.
+        "SCHEDULER_TRIGGER_INTERVAL": "1",
+    }
+    if alert_webhook:
+        extra["WORKBOOK_ALERT_WEBHOOK_URL"] = alert_webhook
+    log_path = config.build_dir() / f"mage-server-{port}.log"
+    server = MageServer(process=start_in_group(command, mage_env(**extra), log_path, cwd=config.REPO_ROOT),
+                        log_path=log_path, port=port)
+    ensure_ready(server, command, server.triggers_loaded, label="Mage server",
+                 what=f"{server.url}/api/pipeline_schedules", timeout=timeout, poll=_READY_POLL_SECONDS)
+    logger.info("Mage ready at %s (log: %s)", server.url, log_path)
+    return server
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the Mage UI in the foreground until Ctrl-C (``make mage``)."""
+    parser = argparse.ArgumentParser(description="Open the Mage UI on the course's pipelines.")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.default_int_handler)
+    print("Starting Mage (10-30 s)...", flush=True)
+    with start_server(port=args.port) as server:
+        print(f"Mage UI: {server.public_url}\nLog: {server.log_path}\nPress Ctrl-C to stop.", flush=True)
+        try:
+            code = server.process.wait()
+            print(f"Mage exited (code {code}); see {server.log_path}")
+        except KeyboardInterrupt:
+            print("\nStopping Mage...")
+
+
+if __name__ == "__main__":
+    main()
