@@ -143,6 +143,24 @@ EXERCISES: dict[str, Exercise] = {
         solution="answer = decision.promoted",
         hints=((lambda a: not isinstance(a, bool), "Answer with True or False."),),
     ),
+    "05.failed_block": Exercise(
+        question="Which block of the failed inference run failed (its uuid)?",
+        hint="server.block_statuses(failed_id) maps each block to its status; find the 'failed' one.",
+        solution='answer = next(block for block, status in failed_blocks.items() if status == "failed")',
+        hints=((lambda a: str(a).strip().lower() == "batch_inference", "That is the pipeline; the question asks for the block inside it."),),
+    ),
+    "05.waiting_block": Exercise(
+        question="Which type of Mage block holds a run until a condition is true (e.g. a new month's file exists)?",
+        expected="sensor",
+        hint="Look at the first block of the retraining pipeline in the table of blocks.",
+        solution='answer = "sensor"',
+        hints=(
+            (lambda a: str(a).strip().lower() in {"trigger", "schedule"},
+             "A trigger starts a run; the question asks which block, inside the run, waits."),
+            (lambda a: str(a).strip().lower() in {"new_month_published", "new_month_published.py"},
+             "That is the block's name; the question asks for its type."),
+        ),
+    ),
     "06.bad_status": Exercise(
         question="What HTTP status code does the service answer to a ride with a negative distance?",
         hint="Look at bad.status_code: a 4xx means the client sent something wrong.",

@@ -97,11 +97,9 @@ def describe() -> pd.DataFrame:
     rows = []
     for pipeline in pipeline_names():
         for block in pipeline_metadata(pipeline)["blocks"]:
-            rows.append({
-                "pipeline": pipeline, "block": block["uuid"], "type": block["type"],
-                "file": f"{block['type']}s/{block['uuid']}.py" if block["type"] != "custom" else f"custom/{block['uuid']}.py",
-                "upstream": ", ".join(block["upstream_blocks"]) or "-",
-            })
+            folder = "custom" if block["type"] == "custom" else f"{block['type']}s"
+            rows.append({"pipeline": pipeline, "block": block["uuid"], "type": block["type"],
+                         "file": f"{folder}/{block['uuid']}.py", "upstream": ", ".join(block["upstream_blocks"]) or "-"})
     return pd.DataFrame(rows)
 
 
@@ -142,7 +140,8 @@ class PipelineRun:
 
 # Lines Mage prints on every run that say nothing about the pipeline.
 _NOISE = ("DBT library not installed", "No running loop, using asyncio.run", "protected namespace",
-          "protected_namespaces", "warnings.warn(", "UserWarning", "FutureWarning", "DeprecationWarning")
+          "protected_namespaces", "warnings.warn(", "UserWarning", "FutureWarning", "DeprecationWarning",
+          "Message signing is disabled")
 
 
 def _readable(output: str) -> str:

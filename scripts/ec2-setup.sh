@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare a fresh Ubuntu machine (e.g. an EC2 instance) for the workbook:
-# system packages, the repository, then `make setup`.
+# system packages, the repository, then `make setup mage-setup`.
 #
 #   from a checkout:  bash scripts/ec2-setup.sh
 #   anywhere else:    REPO_URL=https://github.com/<owner>/<repo>.git bash ec2-setup.sh
@@ -29,7 +29,7 @@ else
 fi
 
 cd "$repo_dir"
-make setup PYTHON="$python"
+make setup mage-setup PYTHON="$python"
 
 cat <<MSG
 

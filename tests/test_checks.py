@@ -12,6 +12,8 @@ CASES = {
     "03.l1_param": dict(right="reg_alpha", wrong="reg_lambda", expected=None),
     "04.alias": dict(right="Champion", wrong="challenger", expected=None),
     "04.promoted": dict(right=True, wrong=False, expected=True),
+    "05.failed_block": dict(right="score_month", wrong="batch_inference", expected="score_month"),
+    "05.waiting_block": dict(right="sensor", wrong="trigger", expected=None),
     "06.bad_status": dict(right=422, wrong=500, expected=422),
     "06.mode": dict(right="batch", wrong="streaming", expected=None),
 }

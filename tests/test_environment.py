@@ -176,9 +176,10 @@ def test_devcontainer_forwards_and_labels_the_course_ports(devcontainer: dict) -
 
 
 def test_devcontainer_runs_make_targets_that_exist(devcontainer: dict) -> None:
-    assert devcontainer["updateContentCommand"] == "make setup"
+    assert devcontainer["updateContentCommand"] == "make setup mage-setup"
     commands = [devcontainer[key] for key in devcontainer if key.endswith("Command")]
-    targets = [t for command in commands for t in re.findall(r"\bmake\s+([\w.-]+)", command)]
+    targets = [target for command in commands
+               for words in re.findall(r"\bmake((?:\s+[\w.-]+)+)", command) for target in words.split()]
     assert set(targets) <= makefile_targets()
 
 

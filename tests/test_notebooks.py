@@ -107,6 +107,17 @@ def test_rerunning_chapter_04_adds_no_versions_and_keeps_its_champion(executed, 
     assert [e.name for e in MlflowClient().search_experiments()].count("nyc-taxi-experiment") == 1
 
 
+def test_chapter_05_runs_the_pipelines_and_the_server_end_to_end(executed, chapter_store):
+    text = executed["05"].key_result
+    assert "73,711 train / 61,936 validation rides" in text
+    assert 6.0 <= _number(r"RMSE (\d+\.\d+)", text) <= 10.0
+    assert "inference run completed" in text
+    assert "failed run alerted: Failed to run Mage pipeline batch_inference" in text
+    chapter_store("05")
+    assert registry.version_by_alias(registry.CHAMPION) is not None
+    assert {"mage-LinearRegression", "mage-Ridge"} <= set(tracking.runs_frame()["tags.mlflow.runName"])
+
+
 def test_chapter_06_scores_serves_and_streams(executed):
     text = executed["06"].key_result
     assert _number(r"batch: (\d+) rides", text.replace(",", "")) > 60_000

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import subprocess
 import tomllib
 import warnings
 from pathlib import Path
@@ -38,8 +39,10 @@ def mage_home(store, tmp_path_factory):
 
 
 def project_files() -> dict[str, str]:
-    return {str(path.relative_to(mage.PROJECT_DIR)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(mage.PROJECT_DIR.rglob("*")) if path.is_file() and "__pycache__" not in path.parts}
+    """The committed files of the project and their hashes (Mage's git-ignored run files left out)."""
+    listed = subprocess.run(["git", "ls-files", "-z", "orchestration"], cwd=config.REPO_ROOT, capture_output=True,
+                            check=True).stdout.decode().split("\0")
+    return {name: hashlib.sha256((config.REPO_ROOT / name).read_bytes()).hexdigest() for name in listed if name}
 
 
 @pytest.fixture(scope="module")
