@@ -47,6 +47,12 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{REPO_ROOT / 'mlflow.db'}")
 
 
+def monitoring_db_uri() -> str:
+    """SQLAlchemy URL of chapter 07's metrics store (``WORKBOOK_MONITORING_DB``, default SQLite file
+    at the repo root); a ``postgresql+psycopg://`` URL puts it in PostgreSQL, as the course does."""
+    return os.environ.get("WORKBOOK_MONITORING_DB", f"sqlite:///{REPO_ROOT / 'monitoring.db'}")
+
+
 def artifacts_dir(uri: str | None = None) -> Path:
     """Where a local MLflow store keeps artifacts: ``mlartifacts/`` beside its SQLite file.
 

@@ -28,7 +28,7 @@ ALLOWED_CELL_METADATA = {"tags"}
 
 
 def isolated_env(base: Path) -> dict[str, str]:
-    """Settings that keep a run's data cache, models and MLflow store under ``base``, offline and quick."""
+    """Settings that keep a run's data cache, models, MLflow store and monitoring metrics under ``base``, offline and quick."""
     return {
         "WORKBOOK_OFFLINE": "1",
         "WORKBOOK_QUICK": "1",
@@ -36,6 +36,7 @@ def isolated_env(base: Path) -> dict[str, str]:
         "WORKBOOK_MODELS_DIR": str(base / "models"),
         "WORKBOOK_BUILD_DIR": str(base / "build"),
         "MLFLOW_TRACKING_URI": f"sqlite:///{base / 'mlflow.db'}",
+        "WORKBOOK_MONITORING_DB": f"sqlite:///{base / 'monitoring.db'}",
     }
 
 
