@@ -96,8 +96,8 @@ lock: $(UV_BOOTSTRAP) ## Re-resolve uv.lock after editing pyproject.toml and rew
 	  echo '      - -e .'; } > environment.yml.part
 	mv environment.yml.part environment.yml
 
-clean: ## Remove generated outputs (build/, models/, MLflow files, caches); keeps data/
-	rm -rf build models mlflow.db mlruns mlartifacts .pytest_cache
+clean: ## Remove generated outputs (build/, models/, MLflow files, monitoring.db, caches); keeps data/
+	rm -rf build models mlflow.db monitoring.db mlruns mlartifacts .pytest_cache
 	find . -type d -name __pycache__ -not -path './.venv/*' -not -path './.tools/*' -prune \
 		-exec rm -rf {} +
 

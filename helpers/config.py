@@ -47,6 +47,12 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{REPO_ROOT / 'mlflow.db'}")
 
 
+def monitoring_db_uri() -> str:
+    """SQLAlchemy URL of chapter 07's metrics store (``WORKBOOK_MONITORING_DB``, default SQLite file
+    at the repo root); a ``postgresql+psycopg://`` URL puts it in PostgreSQL, as the course does."""
+    return os.environ.get("WORKBOOK_MONITORING_DB", f"sqlite:///{REPO_ROOT / 'monitoring.db'}")
+
+
 def artifacts_dir(uri: str | None = None) -> Path:
     """Where a local MLflow store keeps artifacts: ``mlartifacts/`` beside its SQLite file.
 
@@ -76,7 +82,8 @@ def quick() -> bool:
 
 
 def isolated_env(base: Path) -> dict[str, str]:
-    """Settings that keep a run's data cache, models and MLflow store under ``base``, offline and quick."""
+    """Settings that keep a run's data cache, models, MLflow store and monitoring metrics under ``base``,
+    offline and quick."""
     return {
         "WORKBOOK_OFFLINE": "1",
         "WORKBOOK_QUICK": "1",
@@ -84,4 +91,5 @@ def isolated_env(base: Path) -> dict[str, str]:
         "WORKBOOK_MODELS_DIR": str(base / "models"),
         "WORKBOOK_BUILD_DIR": str(base / "build"),
         "MLFLOW_TRACKING_URI": f"sqlite:///{base / 'mlflow.db'}",
+        "WORKBOOK_MONITORING_DB": f"sqlite:///{base / 'monitoring.db'}",
     }

@@ -127,7 +127,7 @@ class PipelineRun:
     def tail(self, lines: int = 15) -> str:
         return "\n".join(self.output.splitlines()[-lines:])
 
-    def check(self) -> PipelineRun:
+    def raise_for_status(self) -> PipelineRun:
         """Return self when the run succeeded.
 
         Raises:
@@ -159,7 +159,7 @@ def run_pipeline(pipeline: str, variables: dict[str, Any] | None = None, *, test
         timeout: Seconds before the run is killed.
 
     Returns:
-        The run; call ``.check()`` to raise when it failed.
+        The run; call ``.raise_for_status()`` to raise when it failed.
     """
     pipeline_metadata(pipeline)  # a clear error for a misspelt name, before Mage's own
     command = [str(mage_executable()), "run", str(PROJECT_DIR), pipeline, "--test" if tests else "--no-test"]

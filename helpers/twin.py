@@ -14,7 +14,7 @@ from helpers.tlc import COLORS, DROPOFF_COLUMN, PICKUP_COLUMN, SCHEMAS, ZONE_COL
 
 # Cached twins live under a folder named after this version: bump it whenever the generator's
 # output changes, so a cache made by an older generator is never read as the current twin.
-TWIN_VERSION = 2
+TWIN_VERSION = 3
 
 _F, _I, _TS = pa.float64(), pa.int64(), pa.timestamp("us")
 
@@ -84,15 +84,24 @@ def _zone_structure(color: str) -> dict[str, np.ndarray]:
             "nearest": np.argsort(geo, axis=1)[:, :6], "speed": rng.lognormal(0, 0.25, (266, 266))}
 
 
-def _distances(rng: np.random.Generator, geo: np.ndarray) -> np.ndarray:
+def _trip_length(year: int, month: int) -> float:
+    # From 2022 trips are shorter in step with the shorter real mean durations, so a model trained
+    # on 2021 sees its inputs and predictions drift; 2021 keeps its distances (factor exactly 1),
+    # which keeps the months chapters 01-06 use as they were.
+    if year < 2022:
+        return 1.0
+    return _interpolate(_MEAN_DURATION, year, month) / _MEAN_DURATION[2021, 1]
+
+
+def _distances(rng: np.random.Generator, geo: np.ndarray, length: float = 1.0) -> np.ndarray:
     # The real quantiles (10/50/90/99% = 0.7/2.6/11.6/24.3 mi), given to trips by rank of their
-    # zones' map distance plus noise, so far-apart zones get long trips.
+    # zones' map distance plus noise, so far-apart zones get long trips; ``length`` scales them.
     score = (geo - geo.mean()) / geo.std() + rng.normal(0, 0.6, geo.size)
     u = np.empty(geo.size)
     u[np.argsort(score)] = (np.arange(geo.size) + 0.5) / geo.size
     knots_q = [0, 0.03, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1]
     knots_d = [0.01, 0.15, 0.7, 1.3, 2.6, 5.4, 11.6, 24.3, 60]
-    return np.round(np.exp(np.interp(u, knots_q, np.log(knots_d))), 2)
+    return np.round(np.exp(np.interp(u, knots_q, np.log(knots_d))) * length, 2)
 
 
 def _durations(rng: np.random.Generator, distance: np.ndarray, pair_speed: np.ndarray, target_mean: float) -> np.ndarray:
@@ -122,8 +131,10 @@ def make_twin(color: str, year: int, month: int, n_rows: int | None = None) -> p
 
     Reproduces the real green files approximately: row counts, ~3.4% of trips outside 1-60 minutes,
     the month's mean duration (shorter in later years), distance quantiles with absurd outliers,
-    popular zones (74, 75, 41, 42 for green), ~47% rows with the fare fields null in 2021 (6% in
-    2023), a few pickups outside the month, and durations learnable from zones and distance.
+    popular zones (74, 75, 41, 42 for green), shorter and more local trips from 2022 (so a model
+    trained on 2021 sees its inputs and predictions drift, while 2021 months stay close), ~47% rows
+    with the fare fields null in 2021 (6% in 2023), a few pickups outside the month, and durations
+    learnable from zones and distance.
 
     Args:
         color: ``"green"`` or ``"yellow"``.
@@ -141,9 +152,12 @@ def make_twin(color: str, year: int, month: int, n_rows: int | None = None) -> p
 
     pu = rng.choice(266, size=n, p=zones["pickup"])
     do = rng.choice(266, size=n, p=zones["dropoff"])
-    local = rng.random(n) < 0.35  # many trips stay in the neighbourhood
+    length = _trip_length(year, month)
+    # Many trips stay in the neighbourhood; more of them from 2022 (53% in 2023, 35% before), which
+    # changes the zone pairs, and so a 2021 model's predictions, as well as the distances.
+    local = rng.random(n) < 0.35 + (1 - length)
     do[local] = zones["nearest"][pu[local], rng.integers(0, 6, local.sum())]
-    distance = _distances(rng, zones["geo"][pu, do])
+    distance = _distances(rng, zones["geo"][pu, do], length)
     target = _interpolate(_MEAN_DURATION, year, month) * (0.9 if color == "yellow" else 1.0)
     minutes = _durations(rng, distance, zones["speed"][pu, do], target)
 

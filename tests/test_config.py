@@ -1,18 +1,22 @@
 from helpers import config
+from helpers.notebook_form import isolated_env
 
 
 def test_defaults_are_relative_to_the_repo_not_the_working_directory(monkeypatch, tmp_path):
-    for name in ("WORKBOOK_DATA_DIR", "MLFLOW_TRACKING_URI", "WORKBOOK_MODELS_DIR"):
+    for name in ("WORKBOOK_DATA_DIR", "MLFLOW_TRACKING_URI", "WORKBOOK_MODELS_DIR", "WORKBOOK_MONITORING_DB"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     assert config.data_dir() == config.REPO_ROOT / "data"
     assert config.models_dir() == config.REPO_ROOT / "models"
     assert config.tracking_uri() == f"sqlite:///{config.REPO_ROOT / 'mlflow.db'}"
+    assert config.monitoring_db_uri() == f"sqlite:///{config.REPO_ROOT / 'monitoring.db'}"
 
 
 def test_environment_variables_override_the_defaults(monkeypatch, tmp_path):
     monkeypatch.setenv("WORKBOOK_DATA_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    monkeypatch.setenv("WORKBOOK_MONITORING_DB", "postgresql+psycopg://127.0.0.1:5432/monitoring")
+    assert config.monitoring_db_uri() == "postgresql+psycopg://127.0.0.1:5432/monitoring"
     assert config.data_dir() == tmp_path / "cache"
     assert config.tracking_uri() == "http://127.0.0.1:5000"
 
@@ -30,3 +34,7 @@ def test_repo_root_holds_the_package():
 def test_artifacts_of_a_sqlite_store_sit_beside_it(tmp_path):
     assert config.artifacts_dir(f"sqlite:///{tmp_path}/mlflow.db") == tmp_path / "mlartifacts"
     assert config.artifacts_dir("http://127.0.0.1:5000") == config.REPO_ROOT / "mlartifacts"
+
+
+def test_isolated_env_keeps_the_monitoring_store_in_the_temporary_base(tmp_path):
+    assert isolated_env(tmp_path)["WORKBOOK_MONITORING_DB"] == f"sqlite:///{tmp_path / 'monitoring.db'}"

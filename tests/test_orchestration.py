@@ -113,7 +113,7 @@ def test_an_unknown_pipeline_is_named_with_the_choices():
 
 
 def test_data_preparation_builds_train_and_validation_sets(committed_project):
-    run = mage.run_pipeline("data_preparation").check()
+    run = mage.run_pipeline("data_preparation").raise_for_status()
     assert run.output.count("tests passed") == 3
     sets = mage.block_output("data_preparation", "build_sets")
     assert sets.groupby("split").size().to_dict() == {"train": 73_711, "validation": 61_936}
@@ -124,11 +124,11 @@ def test_a_failing_data_test_fails_the_run_and_says_why():
     run = mage.run_pipeline("data_preparation", {"train_month": "2021-03", "validation_month": "2021-02"})
     assert not run.ok
     with pytest.raises(mage.PipelineFailedError, match="must come after training month 2021-03"):
-        run.check()
+        run.raise_for_status()
 
 
 def test_sklearn_training_tracks_runs_and_registers_a_challenger():
-    mage.run_pipeline("sklearn_training").check()
+    mage.run_pipeline("sklearn_training").raise_for_status()
     trained = mage.block_output("sklearn_training", "train_sklearn")
     assert set(trained["candidates"]) == {"LinearRegression", "Ridge"}
     challenger = registry.version_by_alias(registry.CHALLENGER)
@@ -138,7 +138,7 @@ def test_sklearn_training_tracks_runs_and_registers_a_challenger():
 
 
 def test_deploying_promotes_the_first_challenger():
-    mage.run_pipeline("deploying").check()
+    mage.run_pipeline("deploying").raise_for_status()
     decision = mage.block_output("deploying", "promote_challenger")
     assert decision["promoted"] and decision["reason"] == "there was no champion yet"
     assert str(registry.version_by_alias(registry.CHAMPION).version) == decision["challenger"]
@@ -164,8 +164,8 @@ def test_deploying_a_better_challenger_moves_the_champion_and_the_service_follow
     import requests
 
     before = requests.get(f"{service.url}/health", timeout=5).json()["model_version"]
-    mage.run_pipeline("xgboost_training").check()
-    mage.run_pipeline("deploying", {"service_url": service.url}).check()
+    mage.run_pipeline("xgboost_training").raise_for_status()
+    mage.run_pipeline("deploying", {"service_url": service.url}).raise_for_status()
     decision = mage.block_output("deploying", "promote_challenger")
     assert decision["promoted"], decision["reason"]
     served = mage.block_output("deploying", "check_serving")
@@ -176,7 +176,7 @@ def test_deploying_a_better_challenger_moves_the_champion_and_the_service_follow
 
 
 def test_batch_inference_scores_a_month_with_the_champion():
-    mage.run_pipeline("batch_inference", {"month": "2021-02"}).check()
+    mage.run_pipeline("batch_inference", {"month": "2021-02"}).raise_for_status()
     summary = mage.block_output("batch_inference", "score_month")
     assert summary["rides"] == 64_572
     assert summary["model_version"] == str(registry.version_by_alias(registry.CHAMPION).version)
@@ -193,7 +193,7 @@ def land_month(year: int, month: int) -> None:
 def test_retraining_runs_straight_through_when_its_month_is_there():
     before = len(MlflowClient().search_model_versions(f"name='{registry.MODEL_NAME}'"))
     land_month(2021, 2)
-    mage.run_pipeline("retraining", {"train_month": "2021-01"}).check()
+    mage.run_pipeline("retraining", {"train_month": "2021-01"}).raise_for_status()
     assert len(MlflowClient().search_model_versions(f"name='{registry.MODEL_NAME}'")) == before + 1
 
 

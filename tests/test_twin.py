@@ -59,6 +59,19 @@ def test_twin_trips_get_faster_in_later_years() -> None:
     assert jan22[jan22.between(1, 60)].mean() < jan21[jan21.between(1, 60)].mean() - 2
 
 
+def test_twin_trips_are_shorter_and_more_local_from_2022_only() -> None:
+    # tests/test_monitoring.py checks that Evidently sees this as drift; here, the shape of it.
+    jan21, feb21, jan23 = (twin.make_twin("green", y, m, n_rows=20_000).to_pandas()
+                           for y, m in [(2021, 1), (2021, 2), (2023, 1)])
+    assert feb21["trip_distance"].median() == pytest.approx(jan21["trip_distance"].median(), rel=0.05)
+    assert jan23["trip_distance"].median() < 0.9 * jan21["trip_distance"].median()
+
+    def same_zone(df: pd.DataFrame) -> float:
+        return (df["PULocationID"] == df["DOLocationID"]).mean()
+
+    assert same_zone(jan23) > 1.3 * same_zone(jan21)
+
+
 def test_twin_popular_zones_and_nulls(green_jan: pd.DataFrame) -> None:
     shares = green_jan["PULocationID"].value_counts(normalize=True)
     assert shares.index[0] == 74 and shares[74] == pytest.approx(0.09, abs=0.01)
