@@ -7,6 +7,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from helpers.config import isolated_env
 
 _BASE = Path(tempfile.mkdtemp(prefix="workbook-tests-"))
@@ -18,3 +20,26 @@ def pytest_configure(config):
 
 def pytest_unconfigure(config):
     shutil.rmtree(_BASE, ignore_errors=True)
+
+
+# `make test` runs on two xdist workers (`-n 2 --dist loadgroup`). Tests that share state stay on
+# one worker: the notebooks nbval replays in sequence on one store, each test module (its
+# module-scoped stores and servers), each chapter's papermill run and the tests reading it. The
+# longest groups go first, so the workers finish at about the same time.
+_LONGEST_FIRST = ["notebooks", "tests/test_orchestration.py", "chapter-05", "chapter-07", "chapter-03",
+                  "chapter-04", "chapter-06"]
+
+
+def _group(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("xdist_group")
+    return str(marker.args[0]) if marker else ""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if not _group(item):
+            name = "notebooks" if item.path.suffix == ".ipynb" else item.path.relative_to(config.rootpath).as_posix()
+            item.add_marker(pytest.mark.xdist_group(name))
+    rank = {name: index for index, name in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(_group(item), len(rank)))

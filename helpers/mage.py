@@ -192,9 +192,10 @@ def block_output(pipeline: str, block: str, index: int = 0) -> pd.DataFrame | An
 
 # --- The server ----------------------------------------------------------------------------------
 
-@dataclass
-class MageServer(LoopbackServer):
-    """``mage start`` on loopback, and the few REST calls the chapter makes: triggers and runs."""
+class MageApi:
+    """The few calls of Mage's REST API the course makes (triggers and runs), on ``self.url``."""
+
+    url: str
 
     def api(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = requests.request(method, f"{self.url}/api/{path}", timeout=30, **kwargs)
@@ -267,6 +268,21 @@ class MageServer(LoopbackServer):
                 raise TimeoutError(f"block {block} of run {run_id} is {self.block_statuses(run_id).get(block)} "
                                    f"after {timeout:g} s, not {status}")
             time.sleep(0.5)
+
+
+@dataclass
+class MageClient(MageApi):
+    """A Mage server started elsewhere (e.g. ``make mage`` in a terminal), reached at ``url``."""
+
+    url: str = f"http://127.0.0.1:{DEFAULT_PORT}"
+
+    def answers(self) -> bool:
+        return http_answers(f"{self.url}/api/status")
+
+
+@dataclass
+class MageServer(LoopbackServer, MageApi):
+    """``mage start`` on loopback, started and stopped by this process."""
 
 
 def start_server(port: int = DEFAULT_PORT, *, alert_webhook: str | None = None, timeout: float = 120) -> MageServer:

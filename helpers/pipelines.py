@@ -285,3 +285,11 @@ def score_month(color: str, month: str, model_uri: str, output_dir: str | Path |
     scored = pd.read_parquet(path, columns=["predicted_duration", "model_version"])
     return {"path": str(path), "rides": len(scored), "model_version": str(scored["model_version"].iloc[0]),
             "mean_predicted_duration": round(float(scored["predicted_duration"].mean()), 3)}
+
+
+def retrain(settings: RunSettings) -> dict[str, Any]:
+    """The ``retraining`` pipeline's blocks after its sensor, run in this process: ingest, prepare,
+    build the sets, train the linear models, register the best as challenger."""
+    sets = build_sets(prepare_rides(ingest_months(settings)))
+    check_sets(sets)
+    return register_challenger(train_sklearn(sets, settings))

@@ -25,17 +25,34 @@ def stores(tmp_path_factory):
     return {path.stem[:2]: tmp_path_factory.mktemp(f"chapter-{path.stem[:2]}") for path in CHAPTERS}
 
 
+class Executions(dict):
+    """Each chapter run once, when a test first asks for it, alone on its own stores."""
+
+    def __init__(self, stores):
+        super().__init__()
+        self.stores = stores
+
+    def __missing__(self, chapter: str):
+        path = next(path for path in CHAPTERS if path.stem.startswith(chapter))
+        with pytest.MonkeyPatch.context() as mp:
+            for name, value in isolated_env(self.stores[chapter]).items():
+                mp.setenv(name, value)
+            self[chapter] = run_chapter(path, self.stores[chapter] / "executed")
+        return self[chapter]
+
+
 @pytest.fixture(scope="module")
 def executed(stores):
-    """Run each chapter once, alone on its own stores; later tests read the results."""
-    results = {}
-    with pytest.MonkeyPatch.context() as mp:
-        for path in CHAPTERS:
-            chapter = path.stem[:2]
-            for name, value in isolated_env(stores[chapter]).items():
-                mp.setenv(name, value)
-            results[chapter] = run_chapter(path, stores[chapter] / "executed")
-    return results
+    return Executions(stores)
+
+
+def chapter(number: str):
+    """Keep a chapter's tests on one xdist worker, so its notebook runs once (see conftest.py)."""
+    return pytest.mark.xdist_group(f"chapter-{number}")
+
+
+def per_chapter():
+    return [pytest.param(path.stem[:2], marks=chapter(path.stem[:2])) for path in CHAPTERS]
 
 
 @pytest.fixture
@@ -48,9 +65,9 @@ def chapter_store(stores, monkeypatch):
     return use
 
 
-@pytest.mark.parametrize("chapter", [path.stem[:2] for path in CHAPTERS])
-def test_chapter_runs_alone_top_to_bottom(executed, chapter):
-    result = executed[chapter]
+@pytest.mark.parametrize("number", per_chapter())
+def test_chapter_runs_alone_top_to_bottom(executed, number):
+    result = executed[number]
     assert result.ok, result.error
 
 
@@ -65,14 +82,17 @@ def _number(pattern: str, text: str) -> float:
     return float(match.group(1))
 
 
+@chapter("01")
 def test_chapter_01_uses_the_twin_offline_with_the_real_row_count(executed):
     assert executed["01"].key_result == "green 2021-01: 76,518 trips (twin data)"
 
 
+@chapter("02")
 def test_chapter_02_validation_rmse_is_in_the_real_data_region(executed):
     assert 6.0 <= _number(r"validation RMSE (\d+\.\d+) min", executed["02"].key_result) <= 10.0
 
 
+@chapter("02")
 def test_chapter_02_saves_a_model_that_loads(executed, stores, monkeypatch):
     from helpers.training import load_model, predict
 
@@ -81,11 +101,13 @@ def test_chapter_02_saves_a_model_that_loads(executed, stores, monkeypatch):
     assert 1 <= predict(model, [{"PULocationID": 74, "DOLocationID": 75, "trip_distance": 2.5}])[0] <= 60
 
 
+@chapter("03")
 def test_chapter_03_reports_linear_and_xgboost_rmse(executed):
     assert 6.0 <= _number(r"linear RMSE (\d+\.\d+)", executed["03"].key_result) <= 10.0
     assert 0 < _number(r"XGBoost RMSE (\d+\.\d+)", executed["03"].key_result) < 15.0
 
 
+@chapter("04")
 def test_chapter_04_ends_with_a_champion_no_worse_than_any_candidate(executed, chapter_store):
     chapter_store("04")
     champion = registry.version_by_alias(registry.CHAMPION)
@@ -95,6 +117,7 @@ def test_chapter_04_ends_with_a_champion_no_worse_than_any_candidate(executed, c
         assert champion_rmse <= registry.version_rmse(version.version, df_test) + 1e-9
 
 
+@chapter("04")
 def test_rerunning_chapter_04_adds_no_versions_and_keeps_its_champion(executed, stores, chapter_store):
     chapter_store("04")
     before = MlflowClient().search_model_versions(f"name = '{registry.MODEL_NAME}'")
@@ -107,6 +130,7 @@ def test_rerunning_chapter_04_adds_no_versions_and_keeps_its_champion(executed, 
     assert [e.name for e in MlflowClient().search_experiments()].count("nyc-taxi-experiment") == 1
 
 
+@chapter("05")
 def test_chapter_05_runs_the_pipelines_and_the_server_end_to_end(executed, chapter_store):
     text = executed["05"].key_result
     assert "73,711 train / 61,936 validation rides" in text
@@ -118,6 +142,7 @@ def test_chapter_05_runs_the_pipelines_and_the_server_end_to_end(executed, chapt
     assert {"mage-LinearRegression", "mage-Ridge"} <= set(tracking.runs_frame()["tags.mlflow.runName"])
 
 
+@chapter("06")
 def test_chapter_06_scores_serves_and_streams(executed):
     text = executed["06"].key_result
     assert _number(r"batch: (\d+) rides", text.replace(",", "")) > 60_000
@@ -125,13 +150,13 @@ def test_chapter_06_scores_serves_and_streams(executed):
     assert _number(r"stream: (\d+) events", text) == 3
 
 
-def test_exercises_start_not_attempted(executed):
-    for chapter, result in executed.items():
-        notebook = nbformat.read(result.output_path, as_version=4)
-        feedback = [
-            output.get("data", {}).get("text/plain", "")
-            for cell in notebook.cells if cell.cell_type == "code" and "check(" in cell.source
-            for output in cell.outputs
-        ]
-        assert len(feedback) >= 2, chapter
-        assert all("Not attempted yet" in text for text in feedback), chapter
+@pytest.mark.parametrize("number", per_chapter())
+def test_exercises_start_not_attempted(executed, number):
+    notebook = nbformat.read(executed[number].output_path, as_version=4)
+    feedback = [
+        output.get("data", {}).get("text/plain", "")
+        for cell in notebook.cells if cell.cell_type == "code" and "check(" in cell.source
+        for output in cell.outputs
+    ]
+    assert len(feedback) >= 2
+    assert all("Not attempted yet" in text for text in feedback)

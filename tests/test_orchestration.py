@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 from mlflow.tracking import MlflowClient
 
-from helpers import alerts, config, mage, models, registry, service_process, twin
+from helpers import alerts, config, mage, models, registry, retraining, service_process, twin
 from helpers.tlc import trip_filename
 
 pytestmark = pytest.mark.skipif(not (mage.MAGE_VENV / "bin" / "mage").exists(),
@@ -239,6 +239,13 @@ def test_the_sensor_starts_retraining_when_the_new_month_lands(server):
     versions = MlflowClient().search_model_versions(f"name='{registry.MODEL_NAME}'")
     assert len(versions) == before + 1
     assert str(registry.version_by_alias(registry.CHALLENGER).version) == str(max(int(v.version) for v in versions))
+
+
+def test_monitoring_retrains_through_mage_when_it_runs(server):
+    land_month(2021, 6)
+    retrained = retraining.retrain("2021-05", mage_url=server.url)
+    assert (retrained.via, retrained.validation_month) == ("mage", "2021-06")
+    assert str(registry.version_by_alias(registry.CHALLENGER).version) == retrained.version
 
 
 def test_the_monthly_schedule_is_live(server):
