@@ -28,10 +28,12 @@ import pandas as pd
 import sqlalchemy as sa
 from evidently import DataDefinition, Dataset, Report
 from evidently.metrics import DriftedColumnsCount, MissingValueCount, ValueDrift
+from prometheus_client.parser import text_string_to_metric_families
 from sklearn.metrics import mean_absolute_error
 
-from helpers import alerts, config
+from helpers import alerts, batch, config, data, models
 from helpers.features import duration_mask
+from helpers.pipelines import parse_month
 from helpers.tlc import COLORS, PICKUP_COLUMN
 from helpers.training import rmse
 
@@ -77,6 +79,17 @@ def monitored_batch(scored: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
         raise ValueError("scored and raw rows differ: pass the raw month that was scored, unfiltered")
     extra = [c for c in MONITORED_COLUMNS if c not in scored]
     return scored.join(raw[extra])
+
+
+def scored_batch(color: str, month: str, model_uri: str = models.DEFAULT_MODEL_URI) -> pd.DataFrame:
+    """A month scored by chapter 06's batch job (written under ``build/predictions``), ready to monitor.
+
+    Raises:
+        helpers.batch.ModelLoadError: the model could not be loaded.
+    """
+    year, number = parse_month(month)
+    scored = pd.read_parquet(batch.run(color, year, number, model_uri, progress=False))
+    return monitored_batch(scored, data.read_month(color, year, number))
 
 
 def _check_columns(df: pd.DataFrame, what: str, also: Iterable[str] = ()) -> None:
@@ -385,3 +398,53 @@ def alert_on_violations(metrics: BatchMetrics, rules: AlertRules | None = None, 
                    "violations": [asdict(v) for v in violations]}
         alerts.send_alert(f"Monitoring: {metrics.batch} needs attention", text, details, url=url)
     return violations
+
+
+# --- Service health ------------------------------------------------------------------------------
+
+def _quantile(buckets: list[tuple[float, float]], q: float) -> float:
+    """A quantile from cumulative histogram buckets (upper bound, count), as Prometheus'
+    ``histogram_quantile`` estimates it: linear within the bucket that holds it."""
+    total = buckets[-1][1]
+    if total == 0:
+        return float("nan")
+    rank, lower, below = q * total, 0.0, 0.0
+    for upper, count in buckets:
+        if count >= rank:
+            if upper == float("inf"):
+                return lower
+            return lower + (upper - lower) * (rank - below) / max(count - below, 1e-12)
+        lower, below = upper, count
+    return lower
+
+
+def service_health(metrics_text: str, endpoint: str = "/predict") -> dict[str, float]:
+    """What the web service's ``GET /metrics`` says about an endpoint: traffic, errors and latency.
+
+    Returns:
+        ``requests``, ``client_errors`` (4xx) and ``server_errors`` (5xx) counts, ``error_share``
+        (5xx share: the service's own faults), and latency ``p50_ms`` / ``p99_ms`` estimated from
+        the histogram.
+    """
+    statuses: dict[str, float] = {}
+    buckets: list[tuple[float, float]] = []
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.labels.get("endpoint") != endpoint:
+                continue
+            if sample.name == "http_requests_total":
+                status = sample.labels["status"]
+                statuses[status] = statuses.get(status, 0) + sample.value
+            elif sample.name == "http_request_duration_seconds_bucket":
+                buckets.append((float(sample.labels["le"]), sample.value))
+    requests = sum(statuses.values())
+    server_errors = sum(v for k, v in statuses.items() if k.startswith("5"))
+    buckets.sort()
+    return {
+        "requests": requests,
+        "client_errors": sum(v for k, v in statuses.items() if k.startswith("4")),
+        "server_errors": server_errors,
+        "error_share": server_errors / requests if requests else 0.0,
+        "p50_ms": _quantile(buckets, 0.5) * 1000 if buckets else float("nan"),
+        "p99_ms": _quantile(buckets, 0.99) * 1000 if buckets else float("nan"),
+    }

@@ -254,3 +254,36 @@ def test_per_column_drift_survives_the_round_trip(metrics_store) -> None:
         monitoring.ColumnDrift("PULocationID", 0.02, "Jensen-Shannon distance", 0.1, False)))
     metrics_store.save(drifted)
     assert metrics_store.get(drifted.batch).drifted() == [drifted.columns[0]]
+
+
+def test_service_health_reads_traffic_errors_and_latency_from_the_metrics():
+    from synthetic import synthetic_month
+
+    from helpers.serving import create_app
+
+    model = models.LoadedModel("test://small", "1", training.train_pipeline(LinearRegression(), synthetic_month(300, seed=1)))
+    client = create_app(model).test_client()
+    for _ in range(20):
+        client.post("/predict", json={"PULocationID": 10, "DOLocationID": 3, "trip_distance": 4.0})
+    for _ in range(5):
+        client.post("/predict", json={"PULocationID": 10, "DOLocationID": 3, "trip_distance": -1})
+    health = monitoring.service_health(client.get("/metrics").get_data(as_text=True))
+    assert (health["requests"], health["client_errors"], health["server_errors"]) == (25, 5, 0)
+    assert health["error_share"] == 0
+    assert 0 < health["p50_ms"] <= health["p99_ms"] < 1000
+
+
+def test_latency_quantiles_interpolate_within_the_bucket():
+    buckets = [(0.01, 50), (0.1, 100), (float("inf"), 100)]
+    assert monitoring._quantile(buckets, 0.5) == pytest.approx(0.01)
+    assert monitoring._quantile(buckets, 0.75) == pytest.approx(0.055)
+    assert np.isnan(monitoring._quantile([(0.01, 0), (float("inf"), 0)], 0.5))
+
+
+def test_a_scored_batch_is_ready_to_monitor(store):
+    from helpers import registry
+
+    registry.ensure_champion()
+    current = monitoring.scored_batch("green", "2021-03", registry.champion_uri())
+    assert len(current) == 83_827
+    assert set(monitoring.MONITORED_COLUMNS) <= set(current.columns)
