@@ -35,11 +35,13 @@ def _group(item: pytest.Item) -> str:
     return str(marker.args[0]) if marker else ""
 
 
-@pytest.hookimpl(tryfirst=True)
+def pytest_itemcollected(item):
+    # Marked as each item is collected: xdist reads the marks in its collection hook, before ours.
+    if not _group(item):
+        name = "notebooks" if item.path.suffix == ".ipynb" else item.path.relative_to(item.config.rootpath).as_posix()
+        item.add_marker(pytest.mark.xdist_group(name))
+
+
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if not _group(item):
-            name = "notebooks" if item.path.suffix == ".ipynb" else item.path.relative_to(config.rootpath).as_posix()
-            item.add_marker(pytest.mark.xdist_group(name))
     rank = {name: index for index, name in enumerate(_LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(_group(item), len(rank)))

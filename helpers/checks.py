@@ -180,6 +180,23 @@ EXERCISES: dict[str, Exercise] = {
             (lambda a: str(a).strip().lower() == "streaming", "Streaming is for events that keep arriving."),
         ),
     ),
+    "07.drifted_share": Exercise(
+        question="What share of the monitored columns drifted in January 2023 (0 to 1, two decimals)?",
+        tolerance=0.01,
+        hint="The month's metrics carry it: drifted.drifted_share.",
+        solution="answer = round(drifted.drifted_share, 2)",
+        hints=(
+            (_between(1.0001, 100), "Give a fraction between 0 and 1, not a percentage or a count."),
+            (lambda a: isinstance(a, int) and not isinstance(a, bool), "That looks like the count of drifted columns; divide by how many are monitored."),
+        ),
+    ),
+    "07.fires_at_threshold": Exercise(
+        question="A batch's drifted share is exactly the rule's threshold, 0.5. Does the rule fire? (True or False)",
+        expected=True,
+        hint="Read AlertRules' docstring: a rule fires when its value reaches the threshold.",
+        solution="answer = True",
+        hints=((lambda a: not isinstance(a, bool), "Answer with True or False."),),
+    ),
 }
 
 

@@ -81,6 +81,13 @@ def quick() -> bool:
     return _env_flag("WORKBOOK_QUICK")
 
 
+def mage_url() -> str | None:
+    """A running Mage server that retraining may use (``WORKBOOK_MAGE_URL``, default the port of
+    ``make mage`` on loopback); set it empty to never use one."""
+    url = os.environ.get("WORKBOOK_MAGE_URL", "http://127.0.0.1:6789").strip()
+    return url or None
+
+
 def isolated_env(base: Path) -> dict[str, str]:
     """Settings that keep a run's data cache, models, MLflow store and monitoring metrics under ``base``,
     offline and quick."""
@@ -92,4 +99,6 @@ def isolated_env(base: Path) -> dict[str, str]:
         "WORKBOOK_BUILD_DIR": str(base / "build"),
         "MLFLOW_TRACKING_URI": f"sqlite:///{base / 'mlflow.db'}",
         "WORKBOOK_MONITORING_DB": f"sqlite:///{base / 'monitoring.db'}",
+        # A Mage server found on the default port belongs to someone else's stores.
+        "WORKBOOK_MAGE_URL": "",
     }

@@ -234,14 +234,15 @@ def batch_metrics(current: pd.DataFrame, reference: pd.DataFrame, batch: str, *,
     )
 
 
-def daily_metrics(current: pd.DataFrame, reference: pd.DataFrame, color: str, *,
+def daily_metrics(current: pd.DataFrame, reference: pd.DataFrame, color: str, *, days: int | None = None,
                   min_rows: int = 100, reference_rows: int | None = 20_000) -> list[BatchMetrics]:
     """Metrics for every day of a scored month (the course's Grafana time series), in day order.
 
     Days are by pickup time; days with fewer than ``min_rows`` rides are skipped, which drops the
     few stray pickups of other months that every TLC file holds. Evidently's time goes mostly into
     the reference, so the days share one fixed sample of ``reference_rows`` rides of it (None: all),
-    which halves the time of a green month (a day has ~2,700 rides).
+    which halves the time of a green month (a day has ~2,700 rides). ``days`` keeps only the first
+    days (a quick run); None keeps them all.
 
     Raises:
         ValueError: the month lacks a monitored column or the color's pickup column.
@@ -250,9 +251,10 @@ def daily_metrics(current: pd.DataFrame, reference: pd.DataFrame, color: str, *,
     _check_columns(current, "current", also=[pickup])
     if reference_rows is not None and len(reference) > reference_rows:
         reference = reference.sample(reference_rows, random_state=0)
-    days = current[pickup].dt.normalize()
+    by_day = [(day, rides) for day, rides in current.groupby(current[pickup].dt.normalize(), sort=True)
+              if len(rides) >= min_rows]
     return [batch_metrics(rides, reference, batch_key(color, day.year, day.month, day.day))
-            for day, rides in current.groupby(days, sort=True) if len(rides) >= min_rows]
+            for day, rides in by_day[:days]]
 
 
 # --- Store ---------------------------------------------------------------------------------------

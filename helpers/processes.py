@@ -7,6 +7,7 @@ the same way (:meth:`GroupProcess.stop`), which reaches every worker they forked
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import socket
@@ -137,6 +138,11 @@ class GroupProcess:
     log_path: Path
     # The signal that asks the group to shut down; a subclass may know a quicker one.
     stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
+
+    def __post_init__(self) -> None:
+        # A notebook that fails before its stop() cell must not leave a server holding its port:
+        # the kernel's normal shutdown runs atexit, and stop() is a no-op once stopped.
+        atexit.register(self.stop)
 
     @property
     def pgid(self) -> int:

@@ -1,8 +1,8 @@
 """Retraining on newer data, started by monitoring (chapter 07): through Mage when it runs, else here.
 
-When a Mage server answers (``make mage``, or one a notebook started), :func:`retrain` fires its
-``retrain_api`` trigger and follows the run, so the retraining is recorded with every other run
-of the orchestrator. Otherwise it runs the same ``helpers.pipelines`` steps in this process. Either
+When a Mage server answers at ``WORKBOOK_MAGE_URL`` (by default where ``make mage`` listens),
+:func:`retrain` fires its ``retrain_api`` trigger and follows the run, so the retraining is
+recorded with every other run of the orchestrator. Otherwise it runs the same ``helpers.pipelines`` steps in this process. Either
 way the result is a new registered version with the ``challenger`` alias, which
 :func:`helpers.pipelines.promote_challenger` then compares with the champion.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from helpers import mage, pipelines, registry
+from helpers import config, mage, pipelines, registry
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +38,8 @@ def retrain(train_month: str, validation_month: str | None = None, *, color: str
     register the best model as challenger.
 
     Args:
-        mage_url: A Mage server to run the ``retraining`` pipeline on; default the course's port on
-            loopback. When none answers there, the steps run in this process.
+        mage_url: A Mage server to run the ``retraining`` pipeline on; default
+            :func:`helpers.config.mage_url`. When none is set or answers, the steps run in this process.
         timeout: Seconds to wait for the Mage run.
 
     Raises:
@@ -50,8 +50,9 @@ def retrain(train_month: str, validation_month: str | None = None, *, color: str
         {"color": color, "train_month": train_month, "validation_month": validation_month})
     months = {"train_month": pipelines.month_label(settings.train),
               "validation_month": pipelines.month_label(settings.validation)}
-    client = mage.MageClient(mage_url) if mage_url else mage.MageClient()
-    if client.answers():
+    url = mage_url or config.mage_url()
+    client = mage.MageClient(url) if url else None
+    if client is not None and client.answers():
         run_id = client.trigger("retrain_api", {"color": color, **months})
         logger.info("retraining on Mage at %s: run %s", client.url, run_id)
         run = client.wait(run_id, timeout=timeout)

@@ -1,5 +1,7 @@
+from pathlib import Path
+
 from helpers import config
-from helpers.notebook_form import isolated_env
+from helpers.config import isolated_env
 
 
 def test_defaults_are_relative_to_the_repo_not_the_working_directory(monkeypatch, tmp_path):
@@ -38,3 +40,11 @@ def test_artifacts_of_a_sqlite_store_sit_beside_it(tmp_path):
 
 def test_isolated_env_keeps_the_monitoring_store_in_the_temporary_base(tmp_path):
     assert isolated_env(tmp_path)["WORKBOOK_MONITORING_DB"] == f"sqlite:///{tmp_path / 'monitoring.db'}"
+
+
+def test_mage_url_defaults_to_make_mage_and_can_be_switched_off(monkeypatch):
+    monkeypatch.delenv("WORKBOOK_MAGE_URL", raising=False)
+    assert config.mage_url() == "http://127.0.0.1:6789"
+    monkeypatch.setenv("WORKBOOK_MAGE_URL", "")
+    assert config.mage_url() is None
+    assert isolated_env(Path("/tmp/x"))["WORKBOOK_MAGE_URL"] == ""

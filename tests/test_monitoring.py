@@ -108,6 +108,8 @@ def test_daily_metrics_give_one_batch_per_day_and_skip_stray_pickups(reference: 
     days = monitoring.daily_metrics(month, reference, "green", reference_rows=2_000)
     assert [d.batch for d in days] == ["green/2021-03-01", "green/2021-03-02", "green/2021-03-03"]
     assert sum(d.rows for d in days) == 1_495
+    first = monitoring.daily_metrics(month, reference, "green", days=2, reference_rows=2_000)
+    assert [d.batch for d in first] == ["green/2021-03-01", "green/2021-03-02"]
 
 
 def test_html_report_goes_under_the_build_dir(reference: pd.DataFrame) -> None:

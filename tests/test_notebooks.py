@@ -109,6 +109,7 @@ def test_chapter_03_reports_linear_and_xgboost_rmse(executed):
 
 @chapter("04")
 def test_chapter_04_ends_with_a_champion_no_worse_than_any_candidate(executed, chapter_store):
+    assert executed["04"].ok
     chapter_store("04")
     champion = registry.version_by_alias(registry.CHAMPION)
     df_test = registry.load_test_month()
@@ -119,6 +120,7 @@ def test_chapter_04_ends_with_a_champion_no_worse_than_any_candidate(executed, c
 
 @chapter("04")
 def test_rerunning_chapter_04_adds_no_versions_and_keeps_its_champion(executed, stores, chapter_store):
+    assert executed["04"].ok
     chapter_store("04")
     before = MlflowClient().search_model_versions(f"name = '{registry.MODEL_NAME}'")
     champion = registry.version_by_alias(registry.CHAMPION).version
@@ -148,6 +150,22 @@ def test_chapter_06_scores_serves_and_streams(executed):
     assert _number(r"batch: (\d+) rides", text.replace(",", "")) > 60_000
     assert 1 <= _number(r"service: (\d+\.\d+) min", text) <= 120
     assert _number(r"stream: (\d+) events", text) == 3
+
+
+@chapter("07")
+def test_chapter_07_detects_alerts_retrains_and_compares(executed, chapter_store):
+    text = executed["07"].key_result
+    assert re.search(r"2021-03: 0/7 days with prediction drift", text), text
+    assert _number(r"2023-01: prediction drift (\d+\.\d+)", text) >= 0.1
+    assert _number(r"alert: (\d+) rules", text) >= 1
+    before, after = (float(x) for x in re.search(r"RMSE (\d+\.\d+) -> (\d+\.\d+) \(promoted\)", text).groups())
+    assert after < before
+    chapter_store("07")
+    from helpers import monitoring
+
+    stored = monitoring.MetricsStore().load()
+    assert {"green/2021-03", "green/2023-01"} <= set(stored["batch"])
+    assert (config.build_dir() / "monitoring" / "green" / "2023-01.html").stat().st_size > 1_000_000
 
 
 @pytest.mark.parametrize("number", per_chapter())
