@@ -195,7 +195,7 @@ def test_two_apps_keep_separate_metrics(model):
 
 class Registry:
     """Stands in for the registry's alias → version lookup; the real one is exercised by
-    tests/test_orchestration.py, where the deploying pipeline moves the alias under gunicorn."""
+    tests/test_mage.py, where the deploying pipeline moves the alias under gunicorn."""
 
     def __init__(self, pipeline):
         self.version, self.pipeline, self.loads, self.fail = "1", pipeline, 0, False
