@@ -147,7 +147,8 @@ EXERCISES: dict[str, Exercise] = {
         question="Which block of the failed inference run failed (its uuid)?",
         hint="server.block_statuses(failed_id) maps each block to its status; find the 'failed' one.",
         solution='answer = next(block for block, status in failed_blocks.items() if status == "failed")',
-        hints=((lambda a: str(a).strip().lower() == "batch_inference", "That is the pipeline; the question asks for the block inside it."),),
+        hints=((lambda a: str(a).strip().lower() == "batch_inference",
+                "That is the pipeline; the question asks for the block inside it."),),
     ),
     "05.waiting_block": Exercise(
         question="Which type of Mage block holds a run until a condition is true (e.g. a new month's file exists)?",
@@ -187,7 +188,8 @@ EXERCISES: dict[str, Exercise] = {
         solution="answer = round(drifted.drifted_share, 2)",
         hints=(
             (_between(1.0001, 100), "Give a fraction between 0 and 1, not a percentage or a count."),
-            (lambda a: isinstance(a, int) and not isinstance(a, bool), "That looks like the count of drifted columns; divide by how many are monitored."),
+            (lambda a: isinstance(a, int) and not isinstance(a, bool),
+             "That looks like the count of drifted columns; divide by how many are monitored."),
         ),
     ),
     "07.fires_at_threshold": Exercise(

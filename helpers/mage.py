@@ -16,7 +16,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -28,7 +27,14 @@ import requests
 import yaml
 
 from helpers import config
-from helpers.processes import LoopbackServer, ensure_ready, free_port, http_answers, start_in_group
+from helpers.processes import (
+    LoopbackServer,
+    ensure_ready,
+    free_port,
+    http_answers,
+    run_until_interrupted,
+    start_in_group,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +105,8 @@ def describe() -> pd.DataFrame:
         for block in pipeline_metadata(pipeline)["blocks"]:
             folder = "custom" if block["type"] == "custom" else f"{block['type']}s"
             rows.append({"pipeline": pipeline, "block": block["uuid"], "type": block["type"],
-                         "file": f"{folder}/{block['uuid']}.py", "upstream": ", ".join(block["upstream_blocks"]) or "-"})
+                         "file": f"{folder}/{block['uuid']}.py",
+                         "upstream": ", ".join(block["upstream_blocks"]) or "-"})
     return pd.DataFrame(rows)
 
 
@@ -325,16 +332,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.default_int_handler)
-    print("Starting Mage (10-30 s)...", flush=True)
-    with start_server(port=args.port) as server:
-        print(f"Mage UI: {server.public_url}\nLog: {server.log_path}\nPress Ctrl-C to stop.", flush=True)
-        try:
-            code = server.process.wait()
-            print(f"Mage exited (code {code}); see {server.log_path}")
-        except KeyboardInterrupt:
-            print("\nStopping Mage...")
+    run_until_interrupted("Mage", lambda: start_server(port=args.port),
+                          lambda server: f"Mage UI: {server.public_url}", expected="10-30 s")
 
 
 if __name__ == "__main__":

@@ -9,14 +9,20 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 from helpers import config, environment
-from helpers.processes import LoopbackServer, ensure_ready, free_port, http_answers, start_in_group
+from helpers.processes import (
+    LoopbackServer,
+    ensure_ready,
+    free_port,
+    http_answers,
+    run_until_interrupted,
+    start_in_group,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -97,19 +103,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="backend store URI (default: MLFLOW_TRACKING_URI or <repo>/mlflow.db)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    # The server runs in its own session, so a closed terminal or `kill` would orphan it:
-    # treat those like Ctrl-C, which stops it on the way out.
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.default_int_handler)
-    print("Starting the MLflow server (15-60 s)...", flush=True)
-    with start_server(port=args.port, backend_uri=args.backend_store_uri) as server:
-        print(f"MLflow UI: {server.public_url}\nTracking URI: {server.url}\nLog: {server.log_path}")
-        print("Press Ctrl-C to stop.", flush=True)
-        try:
-            code = server.process.wait()
-            print(f"The MLflow server exited (code {code}); see {server.log_path}")
-        except KeyboardInterrupt:
-            print("\nStopping the MLflow server...")
+    run_until_interrupted(
+        "the MLflow server", lambda: start_server(port=args.port, backend_uri=args.backend_store_uri),
+        lambda server: f"MLflow UI: {server.public_url}\nTracking URI: {server.url}", expected="15-60 s",
+    )
 
 
 if __name__ == "__main__":

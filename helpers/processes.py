@@ -233,3 +233,27 @@ def ensure_ready(
             f"{label} {problem}.\nCommand: {' '.join(command)}\n"
             f"Last lines of {group.log_path}:\n{log_tail(group.log_path)}"
         )
+
+
+def run_until_interrupted(label: str, start: Callable[[], GroupProcess], banner: Callable[[GroupProcess], str],
+                          expected: str) -> None:
+    """Start a server and keep it in the foreground until Ctrl-C (``make mlflow``, ``make mage``).
+
+    Args:
+        label: What the messages call it, e.g. "the MLflow server".
+        start: Starts it and waits until it is ready.
+        banner: What to print once it is ready (its URLs).
+        expected: How long starting usually takes, e.g. "15-60 s".
+    """
+    # The server runs in its own session, so a closed terminal or `kill` would orphan it:
+    # treat those like Ctrl-C, which stops it on the way out.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.default_int_handler)
+    print(f"Starting {label} ({expected})...", flush=True)
+    with start() as server:
+        print(f"{banner(server)}\nLog: {server.log_path}\nPress Ctrl-C to stop.", flush=True)
+        try:
+            code = server.process.wait()
+            print(f"{label[0].upper()}{label[1:]} exited (code {code}); see {server.log_path}")
+        except KeyboardInterrupt:
+            print(f"\nStopping {label}...")
