@@ -267,15 +267,6 @@ class MageApi:
                                    f"after {timeout:g} s; blocks: {blocks}")
             time.sleep(poll)
 
-    def wait_for_block(self, run_id: int, block: str, status: str = "running", timeout: float = 120) -> None:
-        """Wait until a block of the run reaches ``status`` (e.g. the sensor is ``running``)."""
-        deadline = time.monotonic() + timeout
-        while self.block_statuses(run_id).get(block) != status:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"block {block} of run {run_id} is {self.block_statuses(run_id).get(block)} "
-                                   f"after {timeout:g} s, not {status}")
-            time.sleep(0.5)
-
 
 @dataclass
 class MageClient(MageApi):

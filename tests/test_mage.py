@@ -12,6 +12,7 @@ import hashlib
 import logging
 import re
 import subprocess
+import time
 import tomllib
 import warnings
 from pathlib import Path
@@ -229,16 +230,20 @@ def test_a_failed_run_shows_the_failed_block_and_delivers_the_alert(server, inbo
 
 
 def test_the_sensor_starts_retraining_when_the_new_month_lands(server):
-    before = len(MlflowClient().search_model_versions(f"name='{registry.MODEL_NAME}'"))
+    def versions() -> int:
+        return len(MlflowClient().search_model_versions(f"name='{registry.MODEL_NAME}'"))
+
+    before = versions()
     run_id = server.trigger("retrain_api", {"train_month": "2021-04"})  # waits for May 2021
-    server.wait_for_block(run_id, "new_month_published", "running", timeout=120)
-    assert server.run(run_id)["status"] == "running"
+    server.wait(run_id, timeout=120, until=("running",))
+    time.sleep(5)
+    assert server.run(run_id)["status"] == "running" and versions() == before  # held by the sensor
     land_month(2021, 5)
     run = server.wait(run_id, timeout=240)
     assert run["status"] == "completed", server.block_statuses(run_id)
-    versions = MlflowClient().search_model_versions(f"name='{registry.MODEL_NAME}'")
-    assert len(versions) == before + 1
-    assert str(registry.version_by_alias(registry.CHALLENGER).version) == str(max(int(v.version) for v in versions))
+    assert versions() == before + 1
+    newest = max(int(v.version) for v in MlflowClient().search_model_versions(f"name='{registry.MODEL_NAME}'"))
+    assert str(registry.version_by_alias(registry.CHALLENGER).version) == str(newest)
 
 
 def test_monitoring_retrains_through_mage_when_it_runs(server):
