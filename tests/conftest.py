@@ -7,7 +7,6 @@ its tests keep apart by using their own experiment and registered model names.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,7 +14,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import mlflow
 import pytest
-from postgres import INSTALL_HINT, PostgresServer, find_binaries
 from synthetic import synthetic_month
 
 
@@ -93,17 +91,3 @@ def store(tmp_path_factory):
     yield folder
     mlflow.set_tracking_uri(previous)
     mp.undo()
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL server on 127.0.0.1 for the session; skips without one, but fails in CI, which
-    installs it (.ci/run), so that the PostgreSQL tests can never silently stop running there."""
-    binaries = find_binaries()
-    if binaries is None:
-        if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
-            pytest.fail(f"{INSTALL_HINT}; CI=true, where .ci/run installs it, so this is an error, not a skip")
-        pytest.skip(INSTALL_HINT)
-    server = PostgresServer(*binaries).start()
-    yield server
-    server.stop()

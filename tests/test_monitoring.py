@@ -3,12 +3,15 @@ PostgreSQL, and alert rules delivered to a webhook on 127.0.0.1."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from postgres import INSTALL_HINT, PostgresServer, find_binaries
 from sklearn.linear_model import LinearRegression
 
 from helpers import batch, config, features, models, monitoring, training, twin
@@ -187,6 +190,20 @@ def test_no_alert_when_every_rule_holds(closed_port_url: str) -> None:
 
 
 # --- the store, on SQLite and on PostgreSQL --------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server on 127.0.0.1 for the session; skips without one, but fails in CI, which
+    installs it (.ci/run), so that the PostgreSQL tests can never silently stop running there."""
+    binaries = find_binaries()
+    if binaries is None:
+        if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
+            pytest.fail(f"{INSTALL_HINT}; CI=true, where .ci/run installs it, so this is an error, not a skip")
+        pytest.skip(INSTALL_HINT)
+    server = PostgresServer(*binaries).start()
+    yield server
+    server.stop()
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def metrics_store(request, tmp_path):
