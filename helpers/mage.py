@@ -110,12 +110,6 @@ def describe() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def triggers(pipeline: str) -> list[dict[str, Any]]:
-    """The triggers committed in a pipeline's ``triggers.yaml`` (none when it has no file)."""
-    path = PROJECT_DIR / "pipelines" / pipeline / "triggers.yaml"
-    return yaml.safe_load(path.read_text())["triggers"] if path.exists() else []
-
-
 # --- mage run ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
