@@ -13,6 +13,7 @@ Run ``python -m helpers.mage`` (``make mage``) for the Mage UI.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import os
@@ -43,6 +44,7 @@ MAGE_VENV = config.REPO_ROOT / ".venv-mage"
 DEFAULT_PORT = 6789
 FINISHED = ("completed", "failed", "cancelled")
 _READY_POLL_SECONDS = 0.5
+_POOL_EXIT_SECONDS = 3
 
 
 class MageNotInstalledError(RuntimeError):
@@ -231,9 +233,21 @@ class MageApi:
         found = self.schedule(name)
         if found["schedule_type"] != "api":
             raise ValueError(f"trigger {name!r} is a {found['schedule_type']} trigger, not an API one")
+        self._let_idle_workers_exit()
         body = self.api("POST", f"pipeline_schedules/{found['id']}/pipeline_runs/{found['token']}",
                         json={"pipeline_run": {"variables": variables or {}}})
         return body["pipeline_run"]["id"]
+
+    def _let_idle_workers_exit(self) -> None:
+        # Mage 0.9.80's process queue exits its worker pool about a second after the last job
+        # ends; a job enqueued in that second is never picked up and its run waits forever. So a
+        # new run waits until the pool of a run that has just finished is gone.
+        recent = self.api("GET", "pipeline_runs", params={"_limit": 5}).get("pipeline_runs", [])
+        finished = [run["completed_at"] or run["updated_at"] for run in recent if run["status"] in FINISHED]
+        if finished:
+            since = (dt.datetime.now() - dt.datetime.fromisoformat(max(finished))).total_seconds()
+            if 0 <= since < _POOL_EXIT_SECONDS:
+                time.sleep(_POOL_EXIT_SECONDS - since)
 
     def run(self, run_id: int) -> dict[str, Any]:
         """A pipeline run as Mage reports it, with ``block_runs``."""
