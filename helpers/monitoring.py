@@ -33,8 +33,7 @@ from sklearn.metrics import mean_absolute_error
 
 from helpers import alerts, batch, config, data, models
 from helpers.features import duration_mask
-from helpers.pipelines import parse_month
-from helpers.tlc import COLORS, PICKUP_COLUMN
+from helpers.tlc import COLORS, PICKUP_COLUMN, parse_month
 from helpers.training import rmse
 
 # The course's monitored columns (its evidently_metrics_calculation.py), and the model's output.

@@ -23,7 +23,7 @@ from sklearn.linear_model import LinearRegression, Ridge
 
 from helpers import batch, config, data, features, registry, tracking
 from helpers.features import RIDE_FIELDS, TARGET
-from helpers.tlc import COLORS, trip_filename, trip_url
+from helpers.tlc import COLORS, parse_month, trip_filename, trip_url
 
 logger = logging.getLogger(__name__)
 
@@ -32,21 +32,6 @@ SPLITS = ("train", "validation")
 # A month given as "auto" is counted back from the run's execution date: a monthly schedule that
 # fires on 1 June trains on April and validates on May, the newest month that can be complete.
 AUTO = "auto"
-
-
-def parse_month(text: str) -> Month:
-    """``"2021-03"`` → ``(2021, 3)``.
-
-    Raises:
-        ValueError: anything but ``YYYY-MM`` with a month from 1 to 12.
-    """
-    try:
-        year, month = (int(part) for part in str(text).split("-"))
-    except ValueError:
-        raise ValueError(f"month {text!r} is not YYYY-MM, e.g. 2021-03") from None
-    if not 1 <= month <= 12 or year < 2009:
-        raise ValueError(f"month {text!r} is out of range: TLC trip files start in 2009, months are 01-12")
-    return year, month
 
 
 def month_label(month: Month) -> str:

@@ -48,3 +48,18 @@ def trip_filename(color: str, year: int, month: int) -> str:
 def trip_url(color: str, year: int, month: int) -> str:
     """Download URL of one month (``WORKBOOK_TLC_URL`` can point it at a mirror)."""
     return f"{config.tlc_base_url()}/{trip_filename(color, year, month)}"
+
+
+def parse_month(text: str) -> tuple[int, int]:
+    """``"2021-03"`` → ``(2021, 3)``.
+
+    Raises:
+        ValueError: anything but ``YYYY-MM`` with a month from 1 to 12.
+    """
+    try:
+        year, month = (int(part) for part in str(text).split("-"))
+    except ValueError:
+        raise ValueError(f"month {text!r} is not YYYY-MM, e.g. 2021-03") from None
+    if not 1 <= month <= 12 or year < 2009:
+        raise ValueError(f"month {text!r} is out of range: TLC trip files start in 2009, months are 01-12")
+    return year, month
