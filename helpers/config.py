@@ -1,8 +1,9 @@
 """Paths and settings for the whole course, decided in one place.
 
 Every value comes from an environment variable when it is set, and otherwise from a default
-relative to the repository root, so a notebook behaves the same whatever its working directory.
-Nothing here touches the file system at import time.
+relative to the repository root, so a notebook behaves the same whatever its working directory,
+and with none of the variables set, which is how a learner runs it. Nothing here touches the file
+system at import time.
 """
 
 from __future__ import annotations
@@ -45,6 +46,19 @@ def tlc_zones_url() -> str:
 def tracking_uri() -> str:
     """MLflow tracking URI (``MLFLOW_TRACKING_URI``, default SQLite file at the repo root)."""
     return os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{REPO_ROOT / 'mlflow.db'}")
+
+
+def export_tracking_uri() -> str:
+    """Put the course's tracking URI into ``MLFLOW_TRACKING_URI`` unless it is set already.
+
+    With the variable unset, MLflow's fluent API and ``MlflowClient`` create a store of their own
+    in the working directory (``notebooks/mlflow.db`` in a kernel). Exported, every MLflow call of
+    this process uses the course's store, and so do the processes it starts (Mage, gunicorn).
+
+    Returns:
+        The URI MLflow now uses.
+    """
+    return os.environ.setdefault("MLFLOW_TRACKING_URI", tracking_uri())
 
 
 def monitoring_db_uri() -> str:

@@ -19,12 +19,16 @@ from pathlib import Path
 import nbformat
 import papermill
 from papermill.exceptions import PapermillExecutionError
+from traitlets.config import Config
 
 from helpers import config
 
 KEY_RESULT_TAG = "key-result"
 KERNEL_NAME = "python3"
 CHAPTER_GLOB = "[0-9][0-9]_*.ipynb"
+# The kernel and papermill talk over loopback TCP; with CurveZMQ keys (the python3 kernelspec
+# supports them) that traffic is encrypted, and the kernel no longer warns a learner that it is not.
+KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "auto"}})
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,7 @@ def run_chapter(notebook: Path, output_dir: Path) -> ChapterResult:
             kernel_name=KERNEL_NAME,
             cwd=str(notebook.parent),
             progress_bar=False,
+            config=KERNEL_CONFIG,
         )
     except PapermillExecutionError as exc:
         error = f"cell {exc.exec_count} raised {exc.ename}: {exc.evalue}"

@@ -85,7 +85,7 @@ def download(url: str, dest: Path, *, required_columns: Sequence[str] | None = N
         with requests.Session() as session:
             session.mount("http://", HTTPAdapter(max_retries=retry))
             session.mount("https://", HTTPAdapter(max_retries=retry))
-            _stream(session, url, part, timeout, progress)
+            _stream(session, url, part, dest.name, timeout, progress)
         _validate(part, url, dest.suffix, required_columns or [])
         os.replace(part, dest)
     finally:
@@ -94,7 +94,8 @@ def download(url: str, dest: Path, *, required_columns: Sequence[str] | None = N
     return dest
 
 
-def _stream(session: requests.Session, url: str, part: Path, timeout: float, progress: bool) -> None:
+def _stream(session: requests.Session, url: str, part: Path, label: str, timeout: float, progress: bool) -> None:
+    """Stream ``url`` into ``part``, under a progress bar labelled ``label`` (the cached file's name)."""
     try:
         response = session.get(url, stream=True, timeout=timeout)
     except requests.exceptions.RetryError as exc:
@@ -111,7 +112,7 @@ def _stream(session: requests.Session, url: str, part: Path, timeout: float, pro
         received = 0
         try:
             with part.open("wb") as out, tqdm(total=expected, unit="B", unit_scale=True,
-                                               desc=part.name, disable=not progress) as bar:
+                                               desc=label, disable=not progress) as bar:
                 for chunk in response.iter_content(chunk_size=1 << 20):
                     out.write(chunk)
                     received += len(chunk)

@@ -42,6 +42,15 @@ def test_download_saves_a_valid_file(tlc_server: FakeTLC, tmp_path: Path, small_
     assert pq.read_table(dest).num_rows == 200
 
 
+def test_download_progress_bar_is_labelled_with_the_file_name(tlc_server: FakeTLC, tmp_path: Path,
+                                                               small_parquet: bytes, capsys) -> None:
+    tlc_server.routes[GREEN_JAN] = [Reply(body=small_parquet)]
+    data.download(tlc_server.url + GREEN_JAN, tmp_path / "green_tripdata_2021-01.parquet")
+    bar = capsys.readouterr().err
+    assert "green_tripdata_2021-01.parquet:" in bar
+    assert ".part" not in bar
+
+
 def test_download_cache_hit_makes_no_request(tlc_server: FakeTLC, tmp_path: Path, small_parquet: bytes) -> None:
     tlc_server.routes[GREEN_JAN] = [Reply(body=small_parquet)]
     for _ in range(2):
