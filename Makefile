@@ -82,7 +82,7 @@ mlflow: setup ## Start the MLflow tracking server and UI on the course store (po
 serve: setup ## Serve MODEL_URI (default: the champion) with gunicorn on SERVE_BIND (127.0.0.1:9696) until Ctrl-C
 	$(VENV_PY) -m helpers.service_process --bind $(or $(SERVE_BIND),127.0.0.1:9696)
 
-notebooks: setup mage-setup ## Re-execute the committed notebooks offline and quick, as nbval replays them
+notebooks: setup mage-setup ## Re-execute the notebooks in order on one fresh set of stores (offline, quick): their committed form
 	$(VENV_PY) -m helpers.notebook_form refresh
 
 test: setup mage-setup ## Run the tests offline and in quick mode, as CI does (then helpers again in .venv-mage)

@@ -1,8 +1,10 @@
 """The committed form of the chapter notebooks, and how to refresh it.
 
-Committed notebooks carry the outputs of an offline, quick run on fresh, isolated stores: the
-same run nbval repeats in ``make test``, so the outputs it compares are reproducible. Execution
-metadata (papermill's timings, timestamps) is stripped so a refresh only changes what changed.
+Committed notebooks carry what ``make course`` leaves when it runs every chapter in order,
+offline and quick, on one fresh set of stores: what a learner sees going through the chapters in
+order, and the run nbval repeats in ``make test``, so the outputs it compares are reproducible.
+Execution metadata (papermill's timings, timestamps) is stripped so a refresh only changes what
+changed.
 
 ``python -m helpers.notebook_form check`` lists what is off; ``refresh`` re-executes and rewrites.
 """
@@ -75,20 +77,31 @@ def problems(notebook: nbformat.NotebookNode) -> list[str]:
     return found
 
 
-def refresh(chapters: Sequence[Path]) -> None:
-    """Re-execute ``chapters`` in order on fresh isolated stores and rewrite them in canonical form.
+def refresh(chapters: Sequence[Path], only: Sequence[Path] | None = None) -> None:
+    """Re-execute ``chapters`` in order on one fresh set of isolated stores, as ``make course`` runs
+    them, and rewrite them in canonical form.
+
+    Args:
+        chapters: every chapter, in order.
+        only: the chapters to rewrite (default all). The chapters before the last of them run too,
+            since each chapter's outputs depend on what the earlier ones left in the stores.
 
     Raises:
         RuntimeError: naming the first chapter that failed; nothing of it is written back.
     """
+    wanted = list(chapters if only is None else only)
+    last = max(chapters.index(path) for path in wanted)
     with isolated_stores() as base:
-        for chapter in chapters:
+        for chapter in chapters[: last + 1]:
             result = run_chapter(chapter, base / "executed")
             if not result.ok:
                 raise RuntimeError(f"{chapter.name} failed: {result.error}; its committed copy is unchanged")
-            executed = nbformat.read(result.output_path, as_version=4)
-            nbformat.write(canonical(executed), chapter)
-            print(f"refreshed {chapter.name} in {result.seconds:.1f} s")
+            if chapter in wanted:
+                executed = nbformat.read(result.output_path, as_version=4)
+                nbformat.write(canonical(executed), chapter)
+                print(f"refreshed {chapter.name} in {result.seconds:.1f} s")
+            else:
+                print(f"ran {chapter.name} in {result.seconds:.1f} s (the chapters after it depend on it)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     chapters = find_chapters(notebooks_dir(), args.only)
     if args.action == "refresh":
-        refresh(chapters)
+        refresh(find_chapters(notebooks_dir()), only=chapters)
         return 0
     bad = {path.name: problems(nbformat.read(path, as_version=4)) for path in chapters}
     for name, found in bad.items():

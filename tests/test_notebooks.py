@@ -2,7 +2,8 @@
 
 Each chapter runs alone, on fresh stores of its own, as on a fresh clone; nbval (`--nbval-lax`,
 part of `make test`) separately replays the committed notebooks in order on one shared store and
-compares the outputs of the cells marked NBVAL_CHECK_OUTPUT.
+compares the outputs of the cells marked NBVAL_CHECK_OUTPUT. The committed outputs are that
+in-order run, which the tests at the end check.
 """
 
 import re
@@ -74,6 +75,20 @@ def test_chapter_runs_alone_top_to_bottom(executed, number):
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda path: path.stem)
 def test_committed_notebook_is_in_canonical_form(path):
     assert problems(nbformat.read(path, as_version=4)) == []
+
+
+def _stream_text(path) -> str:
+    notebook = nbformat.read(path, as_version=4)
+    return "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                   for output in cell.outputs if output.output_type == "stream")
+
+
+def test_committed_notebooks_are_one_in_order_run_on_one_store():
+    # MLflow announces a new store once; chapters committed from stores of their own each announce one.
+    created = [path.stem for path in CHAPTERS if "Creating initial MLflow database tables" in _stream_text(path)]
+    assert len(created) == 1, f"these chapters each started a new MLflow store: {created}"
+    registered = [int(n) for n in re.findall(r"Created version '(\d+)'", "".join(map(_stream_text, CHAPTERS)))]
+    assert registered == list(range(1, len(registered) + 1)), f"versions registered in chapter order: {registered}"
 
 
 def _number(pattern: str, text: str) -> float:
