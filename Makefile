@@ -38,8 +38,10 @@ PYTEST_ARGS ?=
 # then listens on every interface, still protected by Jupyter's token.
 LAB_IP ?= 127.0.0.1
 LAB_PORT ?= 8888
+# Chapter 08's team tracking server (make mlflow-team); its data lives in team-server/.
+TEAM_PORT ?= $(or $(WORKBOOK_TEAM_PORT),5001)
 
-.PHONY: help setup course lab test clean distclean lock mlflow notebooks serve mage mage-setup mage-lock
+.PHONY: help setup course lab test clean distclean lock mlflow mlflow-team notebooks serve mage mage-setup mage-lock
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) \
@@ -79,6 +81,9 @@ lab: setup mage-setup ## Start JupyterLab on the course environment (port 8888)
 mlflow: setup ## Start the MLflow tracking server and UI on the course store (port 5000) until Ctrl-C
 	$(VENV_PY) -m helpers.mlflow_server --port 5000
 
+mlflow-team: setup ## Start the team's MLflow server (PostgreSQL, S3, users; port 5001) until Ctrl-C
+	$(VENV_PY) -m helpers.team_server --port $(TEAM_PORT)
+
 serve: setup ## Serve MODEL_URI (default: the champion) with gunicorn on SERVE_BIND (127.0.0.1:9696) until Ctrl-C
 	$(VENV_PY) -m helpers.service_process --bind $(or $(SERVE_BIND),127.0.0.1:9696)
 
@@ -96,8 +101,8 @@ lock: $(UV_BOOTSTRAP) ## Re-resolve uv.lock after editing pyproject.toml and rew
 	  echo '      - -e .'; } > environment.yml.part
 	mv environment.yml.part environment.yml
 
-clean: ## Remove generated outputs (build/, models/, MLflow files, monitoring.db, caches); keeps data/
-	rm -rf build models mlflow.db monitoring.db mlruns mlartifacts .pytest_cache
+clean: ## Remove generated outputs (build/, models/, MLflow files, team-server/, monitoring.db, caches); keeps data/
+	rm -rf build models mlflow.db monitoring.db mlruns mlartifacts team-server .pytest_cache
 	find . -type d -name __pycache__ -not -path './.venv/*' -not -path './.tools/*' -prune \
 		-exec rm -rf {} +
 

@@ -102,8 +102,26 @@ def mage_url() -> str | None:
     return url or None
 
 
+def team_dir() -> Path:
+    """Chapter 08's team server data: PostgreSQL, the object store, generated credentials
+    (``WORKBOOK_TEAM_DIR``, default ``<repo>/team-server``)."""
+    return Path(os.environ.get("WORKBOOK_TEAM_DIR", REPO_ROOT / "team-server")).expanduser().resolve()
+
+
+def team_port() -> int:
+    """Port of the team tracking server (``WORKBOOK_TEAM_PORT``, default 5001; 0 picks a free one).
+
+    Raises:
+        ValueError: The variable is not a port number.
+    """
+    value = os.environ.get("WORKBOOK_TEAM_PORT", "5001").strip()
+    if not value.isdigit() or int(value) > 65535:
+        raise ValueError(f"WORKBOOK_TEAM_PORT must be a port number (0-65535), not {value!r}")
+    return int(value)
+
+
 def isolated_env(base: Path) -> dict[str, str]:
-    """Settings that keep a run's data cache, models, MLflow store and monitoring metrics under ``base``,
+    """Settings that keep a run's data cache, models, MLflow stores and monitoring metrics under ``base``,
     offline and quick."""
     return {
         "WORKBOOK_OFFLINE": "1",
@@ -115,4 +133,7 @@ def isolated_env(base: Path) -> dict[str, str]:
         "WORKBOOK_MONITORING_DB": f"sqlite:///{base / 'monitoring.db'}",
         # A Mage server found on the default port belongs to someone else's stores.
         "WORKBOOK_MAGE_URL": "",
+        "WORKBOOK_TEAM_DIR": str(base / "team-server"),
+        # Parallel runs each start their own team server.
+        "WORKBOOK_TEAM_PORT": "0",
     }

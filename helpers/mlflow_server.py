@@ -71,7 +71,7 @@ def start_server(
         "--backend-store-uri", backend_uri,
         "--artifacts-destination", str(artifacts_dir),
         "--serve-artifacts",
-        *_forwarding_flags(port),
+        *forwarding_flags(port),
     ]
     # Job execution spawns huey consumers the course never uses, and slows the start.
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
@@ -85,7 +85,7 @@ def start_server(
     return server
 
 
-def _forwarding_flags(port: int) -> list[str]:
+def forwarding_flags(port: int) -> list[str]:
     """Let a forwarded URL (Codespaces) through MLflow's Host and CORS checks."""
     public = environment.forwarded_url(port)
     if public == f"http://127.0.0.1:{port}":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -78,6 +79,7 @@ def start_in_group(
     env: Mapping[str, str] | None,
     log_path: Path,
     cwd: Path | None = None,
+    account: pwd.struct_passwd | None = None,
 ) -> subprocess.Popen:
     """Start ``args`` in a new session, its stdout and stderr going to ``log_path``.
 
@@ -86,17 +88,19 @@ def start_in_group(
         env: The whole environment of the process; None inherits this one's.
         log_path: Log file, created (with its folder) or truncated.
         cwd: Working directory; None keeps this one's.
+        account: Run as this user (needs root); None runs as this process's user.
 
     Returns:
         The process, leader of its own process group (the group id is its PID).
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     # A log file rather than a PIPE: nobody reads a pipe, and a full one blocks the server.
+    as_account = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []} if account else {}
     with log_path.open("wb") as log:
         return subprocess.Popen(
             list(args), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd,
             # Own session = own process group, so stop() reaches the workers it forks too.
-            start_new_session=True,
+            start_new_session=True, **as_account,
         )
 
 

@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 from helpers import config
 from helpers.config import isolated_env
 
@@ -48,3 +50,23 @@ def test_mage_url_defaults_to_make_mage_and_can_be_switched_off(monkeypatch):
     monkeypatch.setenv("WORKBOOK_MAGE_URL", "")
     assert config.mage_url() is None
     assert isolated_env(Path("/tmp/x"))["WORKBOOK_MAGE_URL"] == ""
+
+
+def test_team_server_defaults_to_the_repo_and_port_5001(monkeypatch, tmp_path):
+    monkeypatch.delenv("WORKBOOK_TEAM_DIR", raising=False)
+    monkeypatch.delenv("WORKBOOK_TEAM_PORT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert config.team_dir() == config.REPO_ROOT / "team-server"
+    assert config.team_port() == 5001
+
+
+def test_isolated_env_keeps_the_team_server_in_the_base_on_a_free_port(tmp_path):
+    env = isolated_env(tmp_path)
+    assert env["WORKBOOK_TEAM_DIR"] == str(tmp_path / "team-server")
+    assert env["WORKBOOK_TEAM_PORT"] == "0"
+
+
+def test_a_team_port_that_is_not_a_number_is_named(monkeypatch):
+    monkeypatch.setenv("WORKBOOK_TEAM_PORT", "fivethousand")
+    with pytest.raises(ValueError, match="WORKBOOK_TEAM_PORT must be a port number"):
+        config.team_port()
