@@ -106,6 +106,9 @@ def _auth_config(path: Path, database_url: str) -> None:
         "[mlflow]\ndefault_permission = READ\n"
         f"database_uri = {database_url}\nadmin_username = {ADMIN}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        # Without the cache every request re-hashes its password (PBKDF2), which dominates logging
+        # a model (dozens of requests); with one worker no other process can hold a stale entry.
+        "auth_cache_ttl_seconds = 60\n"
     )
 
 
