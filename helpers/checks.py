@@ -7,8 +7,14 @@ A check never raises: an unanswered exercise says so, a wrong one gets a specifi
 
 from __future__ import annotations
 
+import ast
+import inspect
 import math
-from collections.abc import Callable
+import os
+import secrets
+import textwrap
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +44,9 @@ class Exercise:
     """One exercise: what is asked, what is right, and what to say when it is not.
 
     ``hints`` pairs a test on a wrong answer with the hint it earns; the first that matches is
-    shown, else ``hint``. ``expected`` may be left ``None`` when the notebook computes it.
+    shown, else ``hint``. ``expected`` may be left ``None`` when the notebook computes it. An
+    exercise where the learner writes a function has ``verify``: it runs the function in isolation
+    and returns the feedback itself.
     """
 
     question: str
@@ -47,6 +55,7 @@ class Exercise:
     expected: Any = None
     tolerance: float = 0.0
     hints: tuple[tuple[Callable[[Any], bool], str], ...] = field(default_factory=tuple)
+    verify: Callable[..., Feedback] | None = None
 
 
 def _number(value: Any) -> float | None:
@@ -199,23 +208,121 @@ EXERCISES: dict[str, Exercise] = {
         solution="answer = True",
         hints=((lambda a: not isinstance(a, bool), "Answer with True or False."),),
     ),
+    "08.grant": Exercise(
+        question=("Write grant_review(auth, username, experiment_id) so that the reviewer `username` can tag "
+                  "the runs of that experiment, and nothing more."),
+        hint="Tagging a run needs EDIT on its experiment: auth.grant_user_permission(username, 'experiment', "
+             "experiment_id, 'EDIT').",
+        solution='def grant_review(auth, username, experiment_id):\n'
+                 '    auth.grant_user_permission(username, "experiment", experiment_id, "EDIT")',
+        verify=lambda grant, server: _verify_review_grant(grant, server),
+    ),
+    "08.delete_status": Exercise(
+        question="The reviewer, logged in with READ, tries to delete the data scientist's experiment. "
+                 "Which HTTP status does the server answer?",
+        expected=403,
+        hint="The server knows who he is, and refuses: that is the 4xx for 'forbidden'.",
+        solution="answer = 403",
+        hints=(
+            (lambda a: _number(a) == 401, "401 means the server does not know who you are; he logged in."),
+            (lambda a: _number(a) == 200, "READ lets him look, not delete."),
+        ),
+    ),
 }
 
 
-def check(exercise_id: str, answer: Any, expected: Any = None) -> Feedback:
+def _is_stub(function: Callable) -> bool:
+    """True for the notebook's stub: a body of only a docstring, ``...``, ``pass`` or comments."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.FunctionDef) else []
+    return bool(body) and all(isinstance(node, ast.Pass) or (isinstance(node, ast.Expr) and isinstance(
+        node.value, ast.Constant) and (node.value.value is Ellipsis or isinstance(node.value.value, str)))
+        for node in body)
+
+
+@contextmanager
+def _logged_in(username: str, password: str) -> Iterator[None]:
+    """MLflow's clients log in through these variables; the learner's own login comes back after."""
+    names = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(zip(names, (username, password)))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _verify_review_grant(grant: Callable, server: Any) -> Feedback:
+    """Run ``grant`` for a new user on a new experiment of the team server, then tag a run as that user."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from mlflow.server import get_app_client
+
+    suffix = secrets.token_hex(4)
+    username, password = f"check-reviewer-{suffix}", secrets.token_urlsafe(16)
+    with _logged_in("admin", server.credentials.admin_password):
+        auth, admin = get_app_client("basic-auth", tracking_uri=server.url), MlflowClient(server.url)
+        auth.create_user(username, password)
+        experiment_id = admin.create_experiment(f"check-review-{suffix}")
+        run_id = admin.create_run(experiment_id).info.run_id
+        try:
+            grant(auth, username, experiment_id)
+        except Exception as error:  # noqa: BLE001 - the learner's code may raise anything
+            return Feedback(INCORRECT, f"Not quite: your function raised {type(error).__name__}: {error}")
+        permission = auth.get_user_permission(username, "experiment", experiment_id).permission
+        is_admin = auth.get_user(username).is_admin
+    with _logged_in(username, password):
+        try:
+            MlflowClient(server.url).set_tag(run_id, "review", "approved")
+            tagged = True
+        except MlflowException:
+            tagged = False
+    with _logged_in("admin", server.credentials.admin_password):
+        auth.delete_user(username)
+        admin.delete_experiment(experiment_id)
+    if is_admin:
+        return Feedback(INCORRECT, "Not quite: an admin may do anything anywhere; grant a permission on this "
+                                   "one experiment instead.")
+    if not tagged:
+        return Feedback(INCORRECT, f"Not quite: with {permission} the reviewer's tag still gets 403. "
+                                   f"Hint: {EXERCISES['08.grant'].hint}")
+    if permission == "MANAGE":
+        return Feedback(INCORRECT, "Not quite: it works, but MANAGE also lets him delete the experiment and "
+                                   "change who may do what; EDIT is enough.")
+    return Feedback(CORRECT, "Correct!")
+
+
+def check(exercise_id: str, answer: Any, expected: Any = None, **context: Any) -> Feedback:
     """Check a learner's answer and say what to do next; never raises on a wrong answer.
 
     Args:
         exercise_id: Key in :data:`EXERCISES`, e.g. ``"02.kept_share"``.
-        answer: The learner's answer; ``None`` means not attempted yet.
+        answer: The learner's answer (a function, for a coding exercise); ``None`` or the notebook's
+            stub means not attempted yet.
         expected: The right answer when it depends on the data the notebook loaded.
+        context: What a coding exercise's check needs, e.g. ``server=`` the team server.
 
     Returns:
         Feedback whose status is ``"not attempted"``, ``"correct"`` or ``"incorrect"``.
     """
     exercise = EXERCISES[exercise_id]
-    if answer is None:
+    if answer is None or (exercise.verify and callable(answer) and _is_stub(answer)):
         return Feedback(NOT_ATTEMPTED, f"Not attempted yet. {exercise.question}")
+    if exercise.verify:
+        if not callable(answer):
+            return Feedback(INCORRECT, "Not quite: pass the function itself (its name, without calling it).")
+        try:
+            return exercise.verify(answer, **context)
+        except Exception as error:  # noqa: BLE001 - a check never raises; the reason is shown instead
+            return Feedback(INCORRECT, f"Could not run the check ({type(error).__name__}: {error}); "
+                                       "is the team server still running?")
     right = exercise.expected if expected is None else expected
     if right is None:
         raise ValueError(f"exercise {exercise_id!r} has no fixed answer; pass expected= computed from the data")

@@ -18,11 +18,40 @@ CASES = {
     "06.mode": dict(right="batch", wrong="streaming", expected=None),
     "07.drifted_share": dict(right=0.57, wrong=57, expected=0.57),
     "07.fires_at_threshold": dict(right=True, wrong=False, expected=None),
+    "08.delete_status": dict(right=403, wrong=401, expected=None),
 }
+# Exercises where the learner writes a function: their checks run it against a real server
+# (tests/test_team_server.py); here, what they say without one.
+CODING = {name for name, exercise in EXERCISES.items() if exercise.verify}
 
 
 def test_every_exercise_has_a_case():
-    assert set(CASES) == set(EXERCISES)
+    assert set(CASES) | CODING == set(EXERCISES)
+
+
+def grant_review(auth, username, experiment_id):
+    """The notebook's stub, unfilled."""
+    ...
+
+
+@pytest.mark.parametrize("exercise_id", sorted(CODING))
+def test_a_coding_exercise_left_as_its_stub_is_not_attempted(exercise_id):
+    assert check(exercise_id, grant_review, server=None).status == NOT_ATTEMPTED
+    assert check(exercise_id, None, server=None).status == NOT_ATTEMPTED
+
+
+@pytest.mark.parametrize("exercise_id", sorted(CODING))
+def test_a_coding_exercise_answered_with_a_value_asks_for_the_function(exercise_id):
+    feedback = check(exercise_id, "EDIT", server=None)
+    assert feedback.status == INCORRECT and "pass the function itself" in feedback.message
+
+
+def test_a_check_that_cannot_reach_its_server_says_so_instead_of_raising():
+    def grant(auth, username, experiment_id):
+        auth.grant_user_permission(username, "experiment", experiment_id, "EDIT")
+
+    feedback = check("08.grant", grant, server=None)
+    assert feedback.status == INCORRECT and "Could not run the check" in feedback.message
 
 
 @pytest.mark.parametrize("exercise_id", sorted(CASES))

@@ -26,6 +26,7 @@ from mlflow.server import get_app_client
 from sklearn.linear_model import LinearRegression
 
 from helpers import batch, mage, models, registry, service_process
+from helpers.checks import CORRECT, INCORRECT, check, solution
 from helpers.object_store import start_object_store
 from helpers.processes import wait_until_ready
 from helpers.team_server import ADMIN, BUCKET, load_credentials, start_team_server
@@ -201,6 +202,39 @@ def test_the_admin_password_comes_from_the_environment_when_set(tmp_path, monkey
 
     monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", "a-long-enough-password")
     assert load_credentials(tmp_path)[0].admin_password == "a-long-enough-password"
+
+
+def _granting(permission: str):
+    def grant_review(auth, username, experiment_id):
+        auth.grant_user_permission(username, "experiment", experiment_id, permission)
+    return grant_review
+
+
+def test_the_grant_exercise_accepts_its_solution(team):
+    namespace = {}
+    exec(solution("08.grant"), namespace)  # noqa: S102 - the solution the chapter shows
+
+    assert check("08.grant", namespace["grant_review"], server=team).status == CORRECT
+
+
+@pytest.mark.parametrize(("permission", "hint"), [("READ", "with READ the reviewer's tag still gets 403"),
+                                                   ("MANAGE", "MANAGE also lets him delete")])
+def test_the_grant_exercise_explains_a_typical_wrong_answer(team, permission, hint):
+    feedback = check("08.grant", _granting(permission), server=team)
+
+    assert feedback.status == INCORRECT and hint in feedback.message
+
+
+def test_the_grant_exercise_restores_the_learners_login_and_removes_its_experiment(team, login):
+    login(*SCIENTIST)
+    check("08.grant", _granting("EDIT"), server=team)
+
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] == SCIENTIST[0]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_USERNAME", ADMIN)
+        mp.setenv("MLFLOW_TRACKING_PASSWORD", team.credentials.admin_password)
+        names = [e.name for e in MlflowClient(team.url).search_experiments()]
+    assert not [name for name in names if name.startswith("check-review-")]
 
 
 # Kept last: it stops the module's server and starts it again from the command line.
