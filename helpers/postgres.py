@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import quote
 
 import psycopg
 
@@ -69,9 +70,10 @@ class PostgresServer(LoopbackServer):
     # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM ("smart") would wait for every client to leave.
     stop_signal: ClassVar[signal.Signals] = signal.SIGINT
 
-    def database_url(self, database: str) -> str:
-        """SQLAlchemy URL of ``database`` (psycopg 3 driver), without the password (see :meth:`env`)."""
-        return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+    def database_url(self, database: str, *, with_password: bool = False) -> str:
+        """SQLAlchemy URL of ``database`` (psycopg 3 driver), by default without the password (see :meth:`env`)."""
+        login = f"{SUPERUSER}:{quote(self.password, safe='')}" if with_password else SUPERUSER
+        return f"postgresql+psycopg://{login}@127.0.0.1:{self.port}/{database}"
 
     def env(self) -> dict[str, str]:
         """libpq's variable with the password, so that it never appears in a URL, a command line or a log."""

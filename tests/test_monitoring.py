@@ -4,6 +4,7 @@ PostgreSQL, and alert rules delivered to a webhook on 127.0.0.1."""
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -11,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from postgres import INSTALL_HINT, PostgresServer, find_binaries
 from sklearn.linear_model import LinearRegression
 
 from helpers import batch, config, features, models, monitoring, training, twin
+from helpers.postgres import PostgresServer, binaries_dir, start_postgres
 from helpers.alerts import AlertInbox
 
 
@@ -192,15 +193,19 @@ def test_no_alert_when_every_rule_holds(closed_port_url: str) -> None:
 # --- the store, on SQLite and on PostgreSQL --------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL server on 127.0.0.1 for the session; skips without one, but fails in CI, which
-    installs it (.ci/run), so that the PostgreSQL tests can never silently stop running there."""
-    binaries = find_binaries()
-    if binaries is None:
+def postgres(tmp_path_factory) -> Iterator[PostgresServer]:
+    """A PostgreSQL server on 127.0.0.1 for the session, from the pgserver package's binaries; skips
+    without them, but fails in CI (where `make setup` installs them), so that the PostgreSQL tests can
+    never silently stop running there."""
+    try:
+        binaries_dir()
+    except RuntimeError as missing:
         if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
-            pytest.fail(f"{INSTALL_HINT}; CI=true, where .ci/run installs it, so this is an error, not a skip")
-        pytest.skip(INSTALL_HINT)
-    server = PostgresServer(*binaries).start()
+            pytest.fail(f"{missing} CI=true, so this is an error, not a skip")
+        pytest.skip(str(missing))
+    folder = tmp_path_factory.mktemp("postgres")
+    # No fsync: a test server holds nothing worth a flush.
+    server = start_postgres(folder / "data", secrets.token_urlsafe(12), folder / "server.log", fsync=False)
     yield server
     server.stop()
 
@@ -210,7 +215,10 @@ def metrics_store(request, tmp_path):
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'monitoring.db'}"
     else:
-        url = request.getfixturevalue("postgres").new_database()
+        server = request.getfixturevalue("postgres")
+        name = f"test_{secrets.token_hex(4)}"
+        server.create_database(name)
+        url = server.database_url(name, with_password=True)
     metrics_store = monitoring.MetricsStore(url)
     yield metrics_store
     metrics_store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import socket
 import sys
 from pathlib import Path
@@ -53,6 +54,17 @@ def test_start_in_group_leads_a_new_group_and_logs_both_streams(tmp_path):
 
     assert process.wait(timeout=10) == 0
     assert log_path.read_text().split() == ["True", "oops"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root may start a process as another account")
+def test_start_in_group_runs_as_the_account_it_is_given(tmp_path):
+    nobody = pwd.getpwnam("nobody")
+    log_path = tmp_path / "id.log"
+
+    process = start_in_group(["id", "-u"], None, log_path, account=nobody)
+
+    assert process.wait(timeout=10) == 0
+    assert log_path.read_text().strip() == str(nobody.pw_uid)
 
 
 def test_stop_ends_the_whole_group(family):
