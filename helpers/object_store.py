@@ -87,9 +87,10 @@ class ObjectStore(LoopbackServer):
     def _socket_paths(self) -> list[Path]:
         # weed adds Unix sockets beside its ports, in /tmp (a data folder's path may be too long for
         # one), and leaves some behind.
+        grpc = [Path(f"/tmp/seaweedfs-{flag.split('.')[0]}-grpc-{port}.sock")
+                for flag, port in self.ports.items() if flag.endswith(".grpc")]
         return [Path(f"/tmp/seaweedfs-s3-{self.port}.sock"),
-                Path(f"/tmp/seaweedfs-s3-grpc-{self.ports.get('s3.port.grpc')}.sock"),
-                Path(f"/tmp/seaweedfs-filer-{self.ports.get('filer.port')}.sock")]
+                Path(f"/tmp/seaweedfs-filer-{self.ports.get('filer.port')}.sock"), *grpc]
 
 
 def _s3_config(path: Path, access_key: str, secret_key: str) -> None:
