@@ -34,7 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2, help="fresh-folder runs to time (default 2)")
     args = parser.parse_args()
-    print(f"{'part':34} {'start s':>8} {'stop s':>7}")
+    print(f"{'part':46} {'start s':>8} {'stop s':>7}")
     for run in range(args.runs):
         with tempfile.TemporaryDirectory() as tmp:
             base = Path(tmp)
@@ -48,7 +48,7 @@ def main() -> None:
                 ]
                 for part, start in cases:
                     ready, stopped = timed(start)
-                    print(f"{part + ', ' + label:34} {ready:8.1f} {stopped:7.1f}  (run {run + 1})", flush=True)
+                    print(f"{part + ', ' + label:46} {ready:8.1f} {stopped:7.1f}  (run {run + 1})", flush=True)
 
 
 if __name__ == "__main__":

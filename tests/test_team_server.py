@@ -124,11 +124,10 @@ def test_a_model_logged_by_the_data_scientist_lands_in_the_bucket_and_loads_by_a
     assert run.info.artifact_uri.startswith("mlflow-artifacts:/")  # proxied: the client never saw S3
 
 
-def test_a_mage_pipeline_trains_on_the_team_server(team, login, monkeypatch, tmp_path):
+def test_a_mage_pipeline_trains_on_the_team_server(team, login):
     if not (mage.MAGE_VENV / "bin" / "mage").exists():
         pytest.skip("no .venv-mage: `make test` creates it with `make mage-setup`")
     login(ADMIN, team.credentials.admin_password)
-    monkeypatch.setenv("WORKBOOK_DATA_DIR", str(tmp_path / "data"))
 
     mage.run_pipeline("sklearn_training").raise_for_status()
 
