@@ -166,10 +166,11 @@ def test_devcontainer_uses_a_python_311_or_later_image(devcontainer: dict) -> No
 
 def test_devcontainer_forwards_and_labels_the_course_ports(devcontainer: dict) -> None:
     labels = {port: attrs["label"] for port, attrs in devcontainer["portsAttributes"].items()}
-    assert devcontainer["forwardPorts"] == [8888, 5000, 9696, 6789]
+    assert devcontainer["forwardPorts"] == [8888, 5000, 5001, 9696, 6789]
     assert labels == {
         "8888": "JupyterLab",
         "5000": "MLflow UI",
+        "5001": "Team MLflow server (chapter 08)",
         "9696": "Web service",
         "6789": "Orchestrator UI (Mage)",
     }
@@ -205,7 +206,7 @@ def test_readme_ci_script_and_workflow_run_the_same_test_command() -> None:
     steps = workflow["jobs"]["test"]["steps"]
     assert "make test" in readme
     assert ci_script[-1] == "make test"
-    assert [step["run"] for step in steps if "run" in step] == ["make test"]
+    assert [step["run"] for step in steps if "run" in step] == ["bash .ci/run"]
     assert {"python-version": "3.11"} in [step.get("with") for step in steps]
     assert "test" in makefile_targets()
 
