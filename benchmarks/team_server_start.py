@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -37,12 +38,12 @@ def main() -> None:
     print(f"{'part':46} {'start s':>8} {'stop s':>7}")
     for run in range(args.runs):
         with tempfile.TemporaryDirectory() as tmp:
-            base = Path(tmp)
+            base, secret = Path(tmp), secrets.token_urlsafe(16)
             os.environ["WORKBOOK_BUILD_DIR"] = str(base / "build")  # the logs
             for label in ("first start", "restart"):
                 cases = [
-                    ("PostgreSQL", lambda: start_postgres(base / "pg", "benchmark-pass", base / "pg.log")),
-                    ("SeaweedFS (S3)", lambda: start_object_store(base / "s3", "key", "benchmark-secret",
+                    ("PostgreSQL", lambda: start_postgres(base / "pg", secret, base / "pg.log")),
+                    ("SeaweedFS (S3)", lambda: start_object_store(base / "s3", "key", secret,
                                                                   base / "s3.log")),
                     ("team server (all three + MLflow)", lambda: start_team_server(port=0, folder=base / "team")),
                 ]

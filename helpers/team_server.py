@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import sys
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,6 +25,12 @@ from helpers.object_store import ObjectStore, start_object_store
 from helpers.postgres import PostgresServer, start_postgres
 from helpers.processes import LoopbackServer, ensure_ready, free_port, http_answers, run_until_interrupted, \
     start_in_group
+
+with warnings.catch_warnings():
+    # MLflow's server app imports a module Starlette deprecates: a warning about MLflow's code, which
+    # would otherwise greet the chapter's `from mlflow.server import get_app_client`.
+    warnings.filterwarnings("ignore", message="starlette.middleware.wsgi is deprecated")
+    import mlflow.server.auth  # noqa: F401
 
 logger = logging.getLogger(__name__)
 

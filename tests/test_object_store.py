@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import botocore.exceptions
 import pytest
 
@@ -13,7 +15,8 @@ from helpers.processes import group_alive
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     folder = tmp_path_factory.mktemp("objects")
-    with start_object_store(folder / "data", "test-access", "test-secret-key", folder / "weed.log") as running:
+    with start_object_store(folder / "data", "test-access", secrets.token_urlsafe(24),
+                            folder / "weed.log") as running:
         yield running
 
 

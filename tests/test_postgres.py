@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 
 import psycopg
 import pytest
@@ -12,7 +13,7 @@ from helpers import postgres
 from helpers.postgres import start_postgres
 from helpers.processes import group_alive
 
-PASSWORD = "a-test-password"
+PASSWORD = secrets.token_urlsafe(16)
 
 
 @pytest.fixture(scope="module")

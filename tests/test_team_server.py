@@ -9,6 +9,7 @@ other: users, a model, the pipelines that use it. The last one restarts the serv
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -32,7 +33,8 @@ from helpers.processes import wait_until_ready
 from helpers.team_server import ADMIN, BUCKET, load_credentials, start_team_server
 
 START_TIMEOUT = 240  # generous: CI machines are slow and the venv may hold no bytecode cache
-SCIENTIST, REVIEWER = ("ada", "ada-password-1234"), ("rex", "rex-password-1234")
+# Generated, as the chapter's are: no password is written in the repository.
+SCIENTIST, REVIEWER = ("ada", secrets.token_urlsafe(16)), ("rex", secrets.token_urlsafe(16))
 
 
 @pytest.fixture(scope="module")
@@ -199,8 +201,9 @@ def test_the_admin_password_comes_from_the_environment_when_set(tmp_path, monkey
     with pytest.raises(ValueError, match="at least 12 characters"):
         load_credentials(tmp_path)
 
-    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", "a-long-enough-password")
-    assert load_credentials(tmp_path)[0].admin_password == "a-long-enough-password"
+    chosen = secrets.token_urlsafe(16)
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", chosen)
+    assert load_credentials(tmp_path)[0].admin_password == chosen
 
 
 def _granting(permission: str):
