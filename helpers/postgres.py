@@ -124,7 +124,6 @@ def initialise(data_dir: Path, password: str) -> None:
     account = server_account()
     data_dir.mkdir(parents=True, exist_ok=True)
     if account:
-        _ensure_traversable(data_dir)
         os.chown(data_dir, account.pw_uid, account.pw_gid)
     data_dir.chmod(0o700)
     # initdb reads the password from a file; a temporary one the account can read, removed at once.
@@ -152,12 +151,17 @@ def start_postgres(data_dir: Path, password: str, log_path: Path, port: int = 0,
     Raises:
         RuntimeError: The binaries are missing, or the server exited or did not answer; with its log.
     """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    account = server_account()
+    if account:
+        # At every start: a folder above may have been made private since (pytest does so to its own).
+        _ensure_traversable(data_dir)
     initialise(data_dir, password)
     port = free_port("127.0.0.1", port)
     command = [str(binaries_dir() / "postgres"), "-D", str(data_dir), "-h", "127.0.0.1", "-p", str(port),
                # TCP only: no Unix socket folder to create, or to outgrow its path length limit.
                "-c", "unix_socket_directories=", *([] if fsync else ["-F"])]
-    process = start_in_group(command, None, log_path, account=server_account())
+    process = start_in_group(command, None, log_path, account=account)
     server = PostgresServer(process=process, log_path=log_path, port=port, data_dir=data_dir, password=password)
     ensure_ready(server, command, server.answers, label="PostgreSQL", what=f"a login on 127.0.0.1:{port}",
                  timeout=timeout)

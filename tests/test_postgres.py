@@ -67,6 +67,7 @@ def test_without_the_package_the_error_says_how_to_install_it(monkeypatch):
 def test_a_restart_keeps_the_databases_and_stop_leaves_no_process(server, folder):
     server.stop()
     assert not group_alive(server.pgid)
+    folder.parent.chmod(0o700)  # as pytest makes its folders private again between tests
 
     with start_postgres(folder / "data", PASSWORD, folder / "again.log", fsync=False) as again:
         with again.connect("twice") as connection:
