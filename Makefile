@@ -39,7 +39,7 @@ PYTEST_ARGS ?=
 LAB_IP ?= 127.0.0.1
 LAB_PORT ?= 8888
 
-.PHONY: help setup course lab test clean distclean lock mlflow notebooks serve mage mage-setup mage-lock
+.PHONY: help setup course lab test unit clean distclean lock mlflow notebooks serve mage mage-setup mage-lock
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) \
@@ -88,6 +88,11 @@ notebooks: setup mage-setup ## Re-execute the notebooks in order on one fresh se
 test: setup mage-setup ## Run the tests offline and in quick mode, as CI does (then helpers again in .venv-mage)
 	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(VENV_PY) -m pytest $(PYTEST_ARGS)
 	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(MAGE_VENV)/bin/python -m pytest -o addopts= $(MAGE_TESTS)
+
+# The slow groups (every chapter's kernel, the learner's fresh clone, Mage) stay out of this loop.
+unit: setup ## Run the unit tests alone, a quick loop (no notebooks, learner path or Mage)
+	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(VENV_PY) -m pytest tests --ignore=tests/test_learner_path.py \
+		--ignore=tests/test_notebooks.py --ignore=tests/test_mage.py $(PYTEST_ARGS)
 
 lock: $(UV_BOOTSTRAP) ## Re-resolve uv.lock after editing pyproject.toml and rewrite environment.yml to match
 	$(UV) lock

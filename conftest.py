@@ -26,7 +26,7 @@ def pytest_unconfigure(config):
 # one worker: the notebooks nbval replays in sequence on one store, each test module (its
 # module-scoped stores and servers), each chapter's papermill run and the tests reading it. The
 # longest groups go first, so the workers finish at about the same time.
-_LONGEST_FIRST = ["notebooks", "tests/test_mage.py", "chapter-05", "chapter-07", "chapter-03",
+_LONGEST_FIRST = ["learner-path", "notebooks", "tests/test_mage.py", "chapter-05", "chapter-07", "chapter-03",
                   "chapter-04", "chapter-06"]
 
 
