@@ -19,7 +19,8 @@ MAGE_PORT ?= 6789
 # The helpers modules Mage's blocks run, tested again in .venv-mage with its own library versions.
 MAGE_TESTS := tests/test_pipelines.py tests/test_features.py tests/test_training.py tests/test_data.py \
 	tests/test_twin.py tests/test_tracking.py tests/test_registry.py tests/test_models.py \
-	tests/test_batch.py tests/test_alerts.py tests/test_config.py tests/test_tlc.py
+	tests/test_batch.py tests/test_alerts.py tests/test_config.py tests/test_tlc.py tests/test_boosting.py \
+	tests/test_distributions.py
 
 # Use uv from PATH when there is one; otherwise bootstrap a pinned copy into a private
 # tools venv (.tools/), never into the user's site-packages.
