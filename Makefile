@@ -83,10 +83,10 @@ mlflow: setup ## Start the MLflow tracking server and UI on the course store (po
 serve: setup ## Serve MODEL_URI (default: the champion) with gunicorn on SERVE_BIND (127.0.0.1:9696) until Ctrl-C
 	$(VENV_PY) -m helpers.service_process --bind $(or $(SERVE_BIND),127.0.0.1:9696)
 
-notebooks: setup mage-setup ## Re-execute the notebooks in order on one fresh set of stores (offline, quick): their committed form
+notebooks: setup mage-setup ## Re-execute the notebooks in order on one fresh set of stores, offline: their committed form
 	$(VENV_PY) -m helpers.notebook_form refresh
 
-test: setup mage-setup ## Run the tests offline and in quick mode, as CI does (then helpers again in .venv-mage)
+test: setup mage-setup ## Run the tests offline, as CI does (then helpers again in .venv-mage)
 	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(VENV_PY) -m pytest $(PYTEST_ARGS)
 	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(MAGE_VENV)/bin/python -m pytest -o addopts= $(MAGE_TESTS)
 
