@@ -88,7 +88,8 @@ def test_committed_notebooks_are_one_in_order_run_on_one_store():
     created = [path.stem for path in CHAPTERS if "Creating initial MLflow database tables" in _stream_text(path)]
     assert len(created) == 1, f"these chapters each started a new MLflow store: {created}"
     registered = [int(n) for n in re.findall(r"Created version '(\d+)'", "".join(map(_stream_text, CHAPTERS)))]
-    assert registered == list(range(1, len(registered) + 1)), f"versions registered in chapter order: {registered}"
+    # Numbering goes on from chapter to chapter (Mage's registrations print in its own log, not here).
+    assert registered[0] == 1 and registered == sorted(set(registered)), f"versions in chapter order: {registered}"
 
 
 def _number(pattern: str, text: str) -> float:
