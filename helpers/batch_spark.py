@@ -171,5 +171,5 @@ def run_months(color: str, months: Sequence[tuple[int, int]], model_uri: str, ba
         with spark_session.session(master) as spark:
             scored = score(spark, read_months(spark, color, inputs), model_dir, version, color)
             paths = write_months(scored, base, color, inputs)
-    logger.info("wrote predictions of model %s for %d months to %s", version, len(paths), base)
+    logger.info("wrote %d month(s) of predictions of model %s under %s", len(paths), version, base)
     return paths
