@@ -19,7 +19,8 @@ MAGE_PORT ?= 6789
 # The helpers modules Mage's blocks run, tested again in .venv-mage with its own library versions.
 MAGE_TESTS := tests/test_pipelines.py tests/test_features.py tests/test_training.py tests/test_data.py \
 	tests/test_twin.py tests/test_tracking.py tests/test_registry.py tests/test_models.py \
-	tests/test_batch.py tests/test_alerts.py tests/test_config.py tests/test_tlc.py
+	tests/test_batch.py tests/test_alerts.py tests/test_config.py tests/test_tlc.py tests/test_boosting.py \
+	tests/test_distributions.py
 
 # Use uv from PATH when there is one; otherwise bootstrap a pinned copy into a private
 # tools venv (.tools/), never into the user's site-packages.
@@ -41,7 +42,7 @@ LAB_PORT ?= 8888
 # Chapter 08's team tracking server (make mlflow-team); its data lives in team-server/.
 TEAM_PORT ?= $(or $(WORKBOOK_TEAM_PORT),5001)
 
-.PHONY: help setup course lab test clean distclean lock mlflow mlflow-team notebooks serve mage mage-setup mage-lock
+.PHONY: help setup course lab test unit clean distclean lock mlflow mlflow-team notebooks serve mage mage-setup mage-lock
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) \
@@ -87,12 +88,17 @@ mlflow-team: setup ## Start the team's MLflow server (PostgreSQL, S3, users; por
 serve: setup ## Serve MODEL_URI (default: the champion) with gunicorn on SERVE_BIND (127.0.0.1:9696) until Ctrl-C
 	$(VENV_PY) -m helpers.service_process --bind $(or $(SERVE_BIND),127.0.0.1:9696)
 
-notebooks: setup mage-setup ## Re-execute the notebooks in order on one fresh set of stores (offline, quick): their committed form
+notebooks: setup mage-setup ## Re-execute the notebooks in order on one fresh set of stores, offline: their committed form
 	$(VENV_PY) -m helpers.notebook_form refresh
 
-test: setup mage-setup ## Run the tests offline and in quick mode, as CI does (then helpers again in .venv-mage)
+test: setup mage-setup ## Run the tests offline, as CI does (then helpers again in .venv-mage)
 	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(VENV_PY) -m pytest $(PYTEST_ARGS)
 	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(MAGE_VENV)/bin/python -m pytest -o addopts= $(MAGE_TESTS)
+
+# The slow groups (every chapter's kernel, the learner's fresh clone, Mage) stay out of this loop.
+unit: setup ## Run the unit tests alone, a quick loop (no notebooks, learner path or Mage)
+	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(VENV_PY) -m pytest tests --ignore=tests/test_learner_path.py \
+		--ignore=tests/test_notebooks.py --ignore=tests/test_mage.py $(PYTEST_ARGS)
 
 lock: $(UV_BOOTSTRAP) ## Re-resolve uv.lock after editing pyproject.toml and rewrite environment.yml to match
 	$(UV) lock

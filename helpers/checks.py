@@ -135,7 +135,7 @@ EXERCISES: dict[str, Exercise] = {
     "03.l1_param": Exercise(
         question="In the course's search space, which XGBoost parameter is the L1 regularisation?",
         expected="reg_alpha",
-        hint="Look at tracking.SEARCH_SPACE: two parameters start with reg_.",
+        hint="Look at boosting.SEARCH_SPACE: two parameters start with reg_.",
         solution='answer = "reg_alpha"',
         hints=((lambda a: str(a).strip().lower() == "reg_lambda", "reg_lambda is the L2 penalty; L1 is the other one."),),
     ),

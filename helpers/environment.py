@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import config
+from helpers import config, distributions
 
 COURSE_LIBRARIES = (
     "mlflow",
@@ -62,11 +62,8 @@ def library_versions(names: tuple[str, ...] = COURSE_LIBRARIES) -> pd.DataFrame:
     """Installed version of each course library (``"missing"`` when not installed)."""
     rows = []
     for name in names:
-        try:
-            version = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            version = "missing"
-        rows.append({"library": name, "version": version})
+        found = distributions.installed(*distributions.PROVIDERS.get(name, (name,)))
+        rows.append({"library": name, "version": found[1] if found else "missing"})
     return pd.DataFrame(rows).set_index("library")
 
 

@@ -56,6 +56,29 @@ def _registry_version(uri: str) -> str:
     return version
 
 
+def pinned(uri: str) -> str:
+    """``models:/<name>@<alias>`` as ``models:/<name>/<version>``, the version the alias names now; any
+    other URI as it is. A long job loads and labels one version even if the alias moves meanwhile."""
+    if not follows_alias(uri):
+        return uri
+    name = uri.removeprefix("models:/").split("@", 1)[0]
+    return f"models:/{name}/{_registry_version(uri)}"
+
+
+def version_of(uri: str) -> str:
+    """Which version a model URI names: the registry version (an alias resolved now), the run id, or
+    the file name; what batch scoring writes as ``model_version``.
+
+    Raises:
+        mlflow.exceptions.MlflowException: an unknown registered model or alias.
+    """
+    if uri.startswith("models:/"):
+        return _registry_version(uri)
+    if uri.startswith("runs:/"):
+        return uri.split("/")[1]
+    return Path(uri.removeprefix("file://")).name
+
+
 def load(uri: str) -> LoadedModel:
     """Load a model by registry/run URI or file path.
 
@@ -73,7 +96,5 @@ def load(uri: str) -> LoadedModel:
         # Imported here: serving a pickled file should not pay MLflow's seconds of import time.
         import mlflow
 
-        version = _registry_version(uri) if uri.startswith("models:/") else uri.split("/")[1]
-        return LoadedModel(uri, version, mlflow.sklearn.load_model(uri))
-    path = Path(uri.removeprefix("file://"))
-    return LoadedModel(uri, path.name, training.load_model(path))
+        return LoadedModel(uri, version_of(uri), mlflow.sklearn.load_model(uri))
+    return LoadedModel(uri, version_of(uri), training.load_model(Path(uri.removeprefix("file://"))))

@@ -1,8 +1,9 @@
 """The committed form of the chapter notebooks, and how to refresh it.
 
-Committed notebooks carry what ``make course`` leaves when it runs every chapter in order,
-offline and quick, on one fresh set of stores: what a learner sees going through the chapters in
-order, and the run nbval repeats in ``make test``, so the outputs it compares are reproducible.
+Committed notebooks carry what ``make course`` leaves when it runs every chapter in order, offline,
+with the default parameters, on one fresh set of stores: what a learner sees going through the
+chapters in order, and the run nbval repeats in ``make test``, so the outputs it compares are
+reproducible.
 Execution metadata (papermill's timings, timestamps) is stripped so a refresh only changes what
 changed.
 
@@ -31,11 +32,14 @@ ALLOWED_CELL_METADATA = {"tags"}
 
 
 @contextmanager
-def isolated_stores() -> Iterator[Path]:
-    """Point every setting at a fresh temporary folder for the duration of the block."""
+def isolated_stores(quick: bool = False) -> Iterator[Path]:
+    """Point every setting at a fresh temporary folder for the duration of the block; offline, and
+    with the default parameters unless ``quick``."""
     base = Path(tempfile.mkdtemp(prefix="workbook-"))
     saved = dict(os.environ)
     os.environ.update(isolated_env(base))
+    if not quick:
+        del os.environ["WORKBOOK_QUICK"]
     try:
         yield base
     finally:

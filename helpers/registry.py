@@ -20,7 +20,8 @@ from sklearn.base import clone
 from sklearn.linear_model import LinearRegression, Ridge
 
 from helpers import data, features
-from helpers.tracking import EXPERIMENT_NAME, MODEL_URI_TAG, model_input, train_and_log, use_experiment
+from helpers.tlc import trip_filename
+from helpers.tracking import EXPERIMENT_NAME, MODEL_URI_TAG, VALIDATION_TAG, model_input, train_and_log, use_experiment
 from helpers.training import rmse
 
 MODEL_NAME = "nyc-taxi-duration"
@@ -28,6 +29,8 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
 TEST_MONTH = ("green", 2021, 3)
+# Chapters 03-05 validate on February 2021; candidates are compared on it.
+VALIDATION_DATA = trip_filename("green", 2021, 2)
 PROVISIONED_MODELS = (LinearRegression(), Ridge(alpha=1.0))
 
 
@@ -36,18 +39,22 @@ def champion_uri(name: str = MODEL_NAME) -> str:
     return f"models:/{name}@{CHAMPION}"
 
 
-def candidate_runs(experiment_name: str = EXPERIMENT_NAME, max_rmse: float | None = None, top: int = 3) -> list[Run]:
+def candidate_runs(experiment_name: str = EXPERIMENT_NAME, max_rmse: float | None = None, top: int = 3,
+                   validated_on: str = VALIDATION_DATA) -> list[Run]:
     """The best runs that logged a servable model, lowest validation RMSE first.
 
     Args:
         experiment_name: Experiment to search.
         max_rmse: Keep only runs below this RMSE.
         top: How many runs at most.
+        validated_on: The validation file whose RMSE ranks them; runs validated on another month
+            (a retrained model's) are not comparable and left out.
     """
     experiment = MlflowClient().get_experiment_by_name(experiment_name)
     if experiment is None:
         return []
-    query = f"tags.{MODEL_URI_TAG} LIKE 'models:/%' and attributes.status = 'FINISHED'"
+    query = (f"tags.{MODEL_URI_TAG} LIKE 'models:/%' and attributes.status = 'FINISHED' "
+             f"and tags.{VALIDATION_TAG} = '{validated_on}'")
     if max_rmse is not None:
         query += f" and metrics.rmse < {max_rmse}"
     return MlflowClient().search_runs(

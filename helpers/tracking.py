@@ -20,48 +20,40 @@ import mlflow
 import numpy as np
 import pandas as pd
 import xgboost as xgb
-from hyperopt import STATUS_OK, Trials, fmin, hp, tpe
-from hyperopt.pyll import scope
+from hyperopt import STATUS_OK, Trials, fmin, tpe
 from mlflow.entities import Experiment
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from sklearn.base import RegressorMixin
-from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 
-from helpers import config
-from helpers.features import RIDE_FIELDS, target, to_dicts
+from helpers import boosting, config, distributions
+from helpers.features import RIDE_FIELDS, target
 from helpers.training import evaluate, rmse, train_pipeline
 
 EXPERIMENT_NAME = "nyc-taxi-experiment"
 MODEL_URI_TAG = "model_uri"
+# The file a run's RMSE was measured on: only runs validated on the same month compare.
+VALIDATION_TAG = "validation_data"
 def pip_requirements() -> list[str]:
     """The pins logged with every model: they spare ``log_model`` ~12 s of inferring requirements
     and record exactly which versions trained it.
 
     MLflow is pinned by its version whichever distribution provides it: an orchestrator's
     environment may only have ``mlflow-skinny``, while the model still needs ``mlflow`` to serve.
+    XGBoost is pinned as the distribution installed: ``xgboost-cpu`` on Linux and Windows (no CUDA
+    libraries), ``xgboost`` on macOS; both are the same ``xgboost`` module.
     """
-    try:
-        mlflow_version = metadata.version("mlflow")
-    except metadata.PackageNotFoundError:
-        mlflow_version = metadata.version("mlflow-skinny")
-    pins = [f"{name}=={metadata.version(name)}" for name in ("scikit-learn", "xgboost", "pandas")]
-    return [*pins, f"mlflow=={mlflow_version}"]
-# MLflow saves scikit-learn models with skops, which loads only types it was told to trust.
-SKOPS_TRUSTED_TYPES = ["helpers.features.RideFeatures", "xgboost.sklearn.XGBRegressor", "xgboost.core.Booster"]
+    pins = [f"{name}=={metadata.version(name)}" for name in ("scikit-learn", "pandas")]
+    xgboost_name, xgboost_version = distributions.provider("xgboost")
+    _, mlflow_version = distributions.provider("mlflow")
+    return [*pins, f"{xgboost_name}=={xgboost_version}", f"mlflow=={mlflow_version}"]
 
-# The course's search space for XGBoost.
-SEARCH_SPACE = {
-    "max_depth": scope.int(hp.quniform("max_depth", 4, 100, 1)),
-    "learning_rate": hp.loguniform("learning_rate", -3, 0),
-    "reg_alpha": hp.loguniform("reg_alpha", -5, -1),
-    "reg_lambda": hp.loguniform("reg_lambda", -6, -1),
-    "min_child_weight": hp.loguniform("min_child_weight", -1, 3),
-    "objective": "reg:squarederror",
-    "seed": 42,
-}
+
+# MLflow saves scikit-learn models with skops, which loads only types it was told to trust.
+SKOPS_TRUSTED_TYPES = ["helpers.features.RideFeatures", "helpers.boosting.RideCategories",
+                       "xgboost.sklearn.XGBRegressor", "xgboost.core.Booster"]
 
 
 def artifact_root(tracking_uri: str) -> str | None:
@@ -169,7 +161,7 @@ def _simple_params(estimator: RegressorMixin) -> dict[str, object]:
 
 
 def train_and_log(
-    estimator: RegressorMixin,
+    model: RegressorMixin | Pipeline,
     df_train: pd.DataFrame,
     df_val: pd.DataFrame,
     *,
@@ -178,10 +170,11 @@ def train_and_log(
     data_source: str,
     run_name: str | None = None,
 ) -> RunResult:
-    """Train the course pipeline around ``estimator`` in a new run that records everything.
+    """Train a model in a new run that records everything.
 
     Args:
-        estimator: An unfitted regressor.
+        model: An unfitted regressor, trained inside the course pipeline (DictVectorizer over
+            ``PU_DO``), or an unfitted pipeline of its own that takes rides (``helpers.boosting``).
         df_train: Prepared training month.
         df_val: Prepared validation month.
         train_source: The training file (recorded with the dataset).
@@ -192,12 +185,16 @@ def train_and_log(
     Returns:
         The run id, validation RMSE and the logged model's URI.
     """
+    estimator = model[-1] if isinstance(model, Pipeline) else model
     with mlflow.start_run(run_name=run_name) as run:
-        mlflow.set_tags(run_tags(data_source))
+        mlflow.set_tags({**run_tags(data_source), VALIDATION_TAG: Path(val_source).name})
         mlflow.log_params({"estimator": type(estimator).__name__, **_simple_params(estimator)})
         log_dataset(df_train, train_source, "training")
         log_dataset(df_val, val_source, "validation")
-        pipeline = train_pipeline(estimator, df_train)
+        if isinstance(model, Pipeline):
+            pipeline = model.fit(df_train, target(df_train))
+        else:
+            pipeline = train_pipeline(model, df_train)
         val_rmse = evaluate(pipeline, df_val)
         mlflow.log_metric("rmse", val_rmse)
         log_pickle(pipeline, "models_pickle", "pipeline.bin")
@@ -205,13 +202,6 @@ def train_and_log(
         # Lets the registry find runs that carry a servable model, and register exactly it.
         mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
     return RunResult(run.info.run_id, val_rmse, info.model_uri, pipeline)
-
-
-def _matrices(df_train: pd.DataFrame, df_val: pd.DataFrame) -> tuple[DictVectorizer, xgb.DMatrix, xgb.DMatrix]:
-    vectorizer = DictVectorizer()
-    train = xgb.DMatrix(vectorizer.fit_transform(to_dicts(df_train)), label=target(df_train))
-    val = xgb.DMatrix(vectorizer.transform(to_dicts(df_val)), label=target(df_val))
-    return vectorizer, train, val
 
 
 @dataclass(frozen=True)
@@ -230,11 +220,14 @@ def search_xgboost(
     *,
     max_evals: int,
     num_boost_round: int = 1000,
-    early_stopping_rounds: int = 50,
+    early_stopping_rounds: int = 20,
     seed: int = 42,
     data_source: str = "unknown",
 ) -> SearchResult:
     """Search XGBoost hyperparameters with hyperopt's TPE, one nested MLflow run per trial.
+
+    The model reads the zones as categoricals (``helpers.boosting``), over
+    :data:`helpers.boosting.SEARCH_SPACE`.
 
     Args:
         df_train: Prepared training month.
@@ -248,44 +241,26 @@ def search_xgboost(
     Returns:
         The parent run id, the best trial's parameters, RMSE and number of rounds.
     """
-    _, train, val = _matrices(df_train, df_val)
+    train, val = boosting.matrix(df_train), boosting.matrix(df_val)
 
     def objective(params: dict) -> dict:
         with mlflow.start_run(nested=True):
             mlflow.set_tags({**run_tags(data_source), "model": "xgboost"})
             mlflow.log_params(params)
-            booster = xgb.train(
-                params, train, num_boost_round=num_boost_round, evals=[(val, "validation")],
-                early_stopping_rounds=early_stopping_rounds, verbose_eval=False,
-            )
-            score = rmse(val.get_label(), booster.predict(val, iteration_range=(0, booster.best_iteration + 1)))
-            mlflow.log_metric("rmse", score)
-            mlflow.log_metric("best_iteration", booster.best_iteration)
-        return {"loss": score, "status": STATUS_OK, "rounds": booster.best_iteration + 1, "params": params}
+            trial = boosting.fit(params, train, val, num_boost_round=num_boost_round,
+                                 early_stopping_rounds=early_stopping_rounds)
+            mlflow.log_metrics({"rmse": trial.rmse, "best_iteration": trial.rounds - 1})
+        return {"loss": trial.rmse, "status": STATUS_OK, "rounds": trial.rounds, "params": params}
 
     with mlflow.start_run(run_name="xgboost-search") as parent:
         mlflow.set_tags(run_tags(data_source))
         mlflow.log_params({"max_evals": max_evals, "num_boost_round": num_boost_round, "seed": seed})
         trials = Trials()
-        fmin(objective, SEARCH_SPACE, algo=tpe.suggest, max_evals=max_evals, trials=trials,
+        fmin(objective, boosting.SEARCH_SPACE, algo=tpe.suggest, max_evals=max_evals, trials=trials,
              rstate=np.random.default_rng(seed), show_progressbar=True)
         best = trials.best_trial["result"]
         mlflow.log_metric("best_rmse", best["loss"])
     return SearchResult(parent.info.run_id, best["params"], best["loss"], best["rounds"])
-
-
-def xgboost_regressor(params: dict, rounds: int) -> xgb.XGBRegressor:
-    """An ``XGBRegressor`` with a search's parameters and the rounds early stopping chose."""
-    return xgb.XGBRegressor(
-        n_estimators=rounds,
-        max_depth=int(params["max_depth"]),
-        learning_rate=params["learning_rate"],
-        reg_alpha=params["reg_alpha"],
-        reg_lambda=params["reg_lambda"],
-        min_child_weight=params["min_child_weight"],
-        objective=params.get("objective", "reg:squarederror"),
-        random_state=params.get("seed", 42),
-    )
 
 
 def train_best_xgboost(
@@ -297,20 +272,20 @@ def train_best_xgboost(
     val_source: str | Path,
     data_source: str,
 ) -> RunResult:
-    """Refit the search's best XGBoost as the course pipeline and log it both ways.
+    """Refit the search's best XGBoost as a ride pipeline and log it both ways.
 
     The whole pipeline goes in as ``model`` (scikit-learn flavour: it predicts from raw rides);
-    the regressor alone as ``xgboost_model`` (XGBoost flavour) with the vectorizer as a plain
-    ``preprocessor`` artifact, which is how the original course logs it.
+    the regressor alone as ``xgboost_model`` (XGBoost flavour) with the step that makes its input
+    frame as a plain ``preprocessor`` artifact, which is how the original course logs it.
     """
     result = train_and_log(
-        xgboost_regressor(search.best_params, search.best_rounds), df_train, df_val,
+        boosting.make_pipeline(search.best_params, search.best_rounds), df_train, df_val,
         train_source=train_source, val_source=val_source, data_source=data_source, run_name="xgboost-best",
     )
     with mlflow.start_run(run_id=result.run_id):
         mlflow.set_tag("search_run_id", search.parent_run_id)
         mlflow.xgboost.log_model(result.pipeline["model"], name="xgboost_model", pip_requirements=pip_requirements())
-        log_pickle(result.pipeline["vectorizer"], "preprocessor", "dv.bin")
+        log_pickle(result.pipeline["features"], "preprocessor", "ride_categories.bin")
     return result
 
 
@@ -335,12 +310,12 @@ def autolog_runs(df_train: pd.DataFrame, df_val: pd.DataFrame, data_source: str,
             run_ids.append(run.info.run_id)
     finally:
         mlflow.sklearn.autolog(disable=True)
-    _, train, val = _matrices(df_train, df_val)
+    train, val = boosting.matrix(df_train), boosting.matrix(df_val)
     mlflow.xgboost.autolog(log_models=False, log_datasets=False, silent=True)
     try:
         with mlflow.start_run(run_name="autolog-xgboost") as run:
             mlflow.set_tags(run_tags(data_source))
-            booster = xgb.train({"max_depth": 6, "learning_rate": 0.3, "seed": 42}, train,
+            booster = xgb.train({**boosting.FIXED_PARAMS, "max_depth": 6, "learning_rate": 0.3}, train,
                                 num_boost_round=xgb_rounds, evals=[(val, "validation")], verbose_eval=False)
             mlflow.log_metric("rmse", rmse(val.get_label(), booster.predict(val)))
         run_ids.append(run.info.run_id)

@@ -4,12 +4,14 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LinearRegression
 from synthetic import synthetic_month
 
-from helpers import batch, config, models, registry, tracking
+from helpers import batch, batch_cli, config, models, registry, tracking
 from helpers.features import duration_mask, prepare
 from helpers.training import save_model, train_pipeline
 from helpers.twin import make_twin
@@ -95,14 +97,14 @@ def test_the_predictions_folder_reads_as_one_partitioned_dataset(model, green, t
     assert set(dataset["taxi_type"].astype(str)) == {"green"}
 
 
-def _write_half_then_fail(df, path, **kwargs):
+def _write_half_then_fail(table, path, **kwargs):
     with open(path, "wb") as f:
         f.write(b"PAR1 half a file")
     raise OSError("disk full")
 
 
 def test_a_failed_write_leaves_no_file_and_no_temporary_file(model, green, tmp_path, monkeypatch):
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", _write_half_then_fail)
+    monkeypatch.setattr(batch.pq, "write_table", _write_half_then_fail)
     path = batch.output_path(tmp_path, "green", 2021, 1)
     with pytest.raises(OSError, match="disk full"):
         batch.write_atomically(batch.score_month(model, green.head(10), "green", progress=False), path)
@@ -111,7 +113,7 @@ def test_a_failed_write_leaves_no_file_and_no_temporary_file(model, green, tmp_p
 
 def test_a_failed_write_keeps_the_previous_predictions(model, green, tmp_path, monkeypatch):
     path = batch.write_atomically(green.head(3), tmp_path / "predictions.parquet")
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", _write_half_then_fail)
+    monkeypatch.setattr(batch.pq, "write_table", _write_half_then_fail)
     with pytest.raises(OSError, match="disk full"):
         batch.write_atomically(green.head(5), path)
     monkeypatch.undo()
@@ -126,6 +128,61 @@ def test_running_again_replaces_the_previous_output(model_file, tmp_path):
     assert second == first
     assert len(pd.read_parquet(second)) == GREEN_2021_01_ROWS
     assert [p.name for p in second.parent.iterdir()] == ["predictions.parquet"]
+
+
+def test_the_predictions_file_has_the_schema_both_engines_write(model_file, tmp_path):
+    path = batch.run("green", 2021, 1, str(model_file), tmp_path, progress=False)
+    assert pq.read_schema(path).remove_metadata() == batch.output_schema("green")
+    assert pd.read_parquet(path)["ride_id"].iloc[0] == "2021/01_0"
+
+
+def test_several_months_in_one_job_give_one_file_each(model_file, tmp_path):
+    paths = batch.run_months("green", batch.month_range("2021-01..2021-02"), str(model_file), tmp_path, progress=False)
+    assert paths == [batch.output_path(tmp_path, "green", 2021, 1), batch.output_path(tmp_path, "green", 2021, 2)]
+    assert pd.read_parquet(paths[1])["ride_id"].iloc[0] == "2021/02_0"
+
+
+def test_month_range_reads_ranges_across_years_single_months_and_lists():
+    assert batch.month_range("2021-11..2022-02") == [(2021, 11), (2021, 12), (2022, 1), (2022, 2)]
+    assert batch.month_range("2021-03") == [(2021, 3)]
+    assert batch.month_range("2021-03,2021-01..2021-03") == [(2021, 3), (2021, 1), (2021, 2)]
+
+
+@pytest.mark.parametrize("text, error", [("2021-03..2021-01", "ends before it starts"), ("2021-13", "out of range"),
+                                         ("march", "is not YYYY-MM")])
+def test_month_range_refuses_what_is_not_a_range_of_months(text, error):
+    with pytest.raises(ValueError, match=error):
+        batch.month_range(text)
+
+
+def _cache_file(name: str, table: pa.Table) -> None:
+    config.data_dir().mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, config.data_dir() / name)
+
+
+def test_a_cached_file_with_the_wrong_schema_is_refused_saying_which_columns(model_file, tmp_path):
+    # A learner's own file in data/ is used as it is: one with zone names instead of IDs, no distance.
+    rides = make_twin("green", 2020, 6, n_rows=50).drop_columns(["trip_distance", "PULocationID"])
+    _cache_file("green_tripdata_2020-06.parquet", rides.append_column("PULocationID", pa.array(["Astoria"] * 50)))
+    with pytest.raises(batch.InputSchemaError, match="PULocationID is string, expected an integer; trip_distance is missing"):
+        batch.run("green", 2020, 6, str(model_file), tmp_path, progress=False)
+    assert not any(tmp_path.rglob("*.parquet"))
+
+
+def test_a_cached_file_that_is_not_parquet_is_refused(model_file, tmp_path):
+    config.data_dir().mkdir(parents=True, exist_ok=True)
+    (config.data_dir() / "green_tripdata_2020-07.parquet").write_text("<html>Not found</html>")
+    with pytest.raises(batch.InputSchemaError, match="is not a parquet file"):
+        batch.run("green", 2020, 7, str(model_file), tmp_path, progress=False)
+
+
+def test_a_month_not_published_exits_1_saying_so(model_file, tmp_path, tlc_server, monkeypatch, capsys):
+    monkeypatch.delenv("WORKBOOK_OFFLINE", raising=False)
+    monkeypatch.setenv("WORKBOOK_TLC_URL", tlc_server.url)
+    assert batch_cli.main(["--color", "green", "--months", "2031-05", "--model-uri", str(model_file),
+                           "--output-dir", str(tmp_path)]) == 1
+    shown = capsys.readouterr().err
+    assert "HTTP 404" in shown and "check that the month is published" in shown
 
 
 def test_the_cli_scores_a_month_offline_from_a_model_file(model_file, tmp_path):
@@ -144,22 +201,29 @@ def test_the_cli_scores_a_month_offline_from_a_model_file(model_file, tmp_path):
 
 def test_help_explains_the_options(capsys):
     with pytest.raises(SystemExit) as exit_:
-        batch.main(["--help"])
+        batch_cli.main(["--help"])
     assert exit_.value.code == 0
     shown = capsys.readouterr().out
     assert "--model-uri" in shown and "MODEL_URI" in shown and "taxi_type=" in shown
 
 
+def test_months_and_year_month_together_are_refused(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        batch_cli.main(["--color", "green", "--year", "2021", "--month", "1", "--months", "2021-01"])
+    assert exit_.value.code == 2
+    assert "not both" in capsys.readouterr().err
+
+
 def test_month_13_is_refused_with_exit_code_2(capsys):
     with pytest.raises(SystemExit) as exit_:
-        batch.main(["--color", "green", "--year", "2021", "--month", "13"])
+        batch_cli.main(["--color", "green", "--year", "2021", "--month", "13"])
     assert exit_.value.code == 2
     assert "month must be 1-12, got 13" in capsys.readouterr().err
 
 
 def test_a_model_that_cannot_be_loaded_exits_1_with_what_to_do(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MODEL_URI", str(tmp_path / "no.bin"))
-    assert batch.main(["--color", "green", "--year", "2021", "--month", "1"]) == 1
+    assert batch_cli.main(["--color", "green", "--year", "2021", "--month", "1"]) == 1
     shown = capsys.readouterr().err
     assert "cannot load the model" in shown and "no.bin" in shown and "--model-uri" in shown
 

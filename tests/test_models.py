@@ -41,6 +41,20 @@ def test_a_numbered_version_and_a_run_uri_load_too(registered):
     assert models.load(f"runs:/{result.run_id}/model").version == result.run_id
 
 
+def test_an_alias_is_pinned_to_the_version_it_names_now_and_other_uris_stay(registered):
+    result, version = registered
+    assert models.pinned("models:/models-tests@champion") == f"models:/models-tests/{version}"
+    for uri in (f"models:/models-tests/{version}", f"runs:/{result.run_id}/model", "models/lin_reg.bin"):
+        assert models.pinned(uri) == uri
+
+
+def test_the_version_of_a_uri_is_read_without_loading_the_model(registered):
+    result, version = registered
+    assert models.version_of("models:/models-tests@champion") == version
+    assert models.version_of(f"runs:/{result.run_id}/model") == result.run_id
+    assert models.version_of("file:///somewhere/lin_reg.bin") == "lin_reg.bin"
+
+
 def test_a_missing_file_says_how_to_make_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="02_training"):
         models.load(str(tmp_path / "missing.bin"))

@@ -91,7 +91,8 @@ def test_committed_notebooks_are_one_in_order_run_on_one_store():
     # Chapter 08 registers on a server of its own, so only the course's model counts.
     registered = [int(n) for n in re.findall(rf"Created version '(\d+)' of model '{registry.MODEL_NAME}'",
                                              "".join(map(_stream_text, CHAPTERS)))]
-    assert registered == list(range(1, len(registered) + 1)), f"versions registered in chapter order: {registered}"
+    # Numbering goes on from chapter to chapter (Mage's registrations print in its own log, not here).
+    assert registered[0] == 1 and registered == sorted(set(registered)), f"versions in chapter order: {registered}"
 
 
 def _number(pattern: str, text: str) -> float:

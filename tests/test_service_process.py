@@ -185,3 +185,13 @@ def test_pipfile_pins_the_versions_of_uv_lock():
 
     assert {name: pin for name, pin in pipfile.items()} == {name: f"=={locked[name]}" for name in pipfile}
     assert {name: pipenv_locked[name]["version"] for name in pipfile} == pipfile
+
+
+def test_the_image_installs_every_pin_a_model_records():
+    from helpers.tracking import pip_requirements
+
+    pipfile = tomllib.loads((config.REPO_ROOT / "Pipfile").read_text())["packages"]
+    # The image is Linux, where a model trained here pins the CPU-only XGBoost build.
+    for pin in pip_requirements():
+        name, version = pin.split("==")
+        assert pipfile.get(name) == f"=={version}", f"{pin} is not what the image's Pipfile installs"

@@ -76,15 +76,23 @@ def test_search_makes_one_parent_with_a_nested_child_per_trial(store, months):
     )
     assert len(children) == 3
     assert search.best_rmse == pytest.approx(min(child.data.metrics["rmse"] for child in children))
-    assert 4 <= search.best_params["max_depth"] <= 100
+    assert 3 <= search.best_params["max_depth"] <= 8
 
 
-def test_the_search_is_seeded(store, months):
+def test_the_search_is_seeded_so_the_same_search_runs_the_same_trials(store, months):
     df_train, df_val, _ = months
-    tracking.use_experiment("seeded")
-    first = tracking.search_xgboost(df_train, df_val, max_evals=2, num_boost_round=5)
-    second = tracking.search_xgboost(df_train, df_val, max_evals=2, num_boost_round=5)
-    assert first.best_params == second.best_params
+    experiment = tracking.use_experiment("seeded")
+
+    def trials(search):
+        children = MlflowClient().search_runs([experiment.experiment_id],
+                                              filter_string=f"tags.mlflow.parentRunId = '{search.parent_run_id}'")
+        return sorted((run.data.metrics["rmse"], tuple(sorted(run.data.params.items()))) for run in children)
+
+    first = tracking.search_xgboost(df_train, df_val, max_evals=3, num_boost_round=20)
+    second = tracking.search_xgboost(df_train, df_val, max_evals=3, num_boost_round=20)
+    assert (first.best_params, first.best_rmse, first.best_rounds) == (second.best_params, second.best_rmse,
+                                                                       second.best_rounds)
+    assert trials(first) == trials(second)
 
 
 def test_best_xgboost_is_logged_as_pipeline_and_as_xgboost_model(store, months):
