@@ -91,3 +91,20 @@ def store(tmp_path_factory):
     yield folder
     mlflow.set_tracking_uri(previous)
     mp.undo()
+
+
+def registered_champion(name: str, months) -> str:
+    """Train a LinearRegression on the synthetic ``months``, register it as ``name`` with the
+    ``champion`` alias, and return its version (the store is the caller's)."""
+    from mlflow.tracking import MlflowClient
+    from sklearn.linear_model import LinearRegression
+
+    from helpers import registry, tracking
+
+    df_train, df_val, _ = months
+    tracking.use_experiment(name)
+    result = tracking.train_and_log(LinearRegression(), df_train, df_val, train_source="a", val_source="b",
+                                    data_source="twin")
+    version = registry.register_run(MlflowClient().get_run(result.run_id), name)
+    MlflowClient().set_registered_model_alias(name, registry.CHAMPION, version.version)
+    return str(version.version)

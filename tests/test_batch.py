@@ -7,14 +7,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LinearRegression
 from synthetic import synthetic_month
 
-from helpers import batch, batch_cli, config, models, registry, tracking
+from helpers import batch, batch_cli, config, models
 from helpers.features import duration_mask, prepare
 from helpers.training import save_model, train_pipeline
 from helpers.twin import make_twin
+from tests.conftest import registered_champion
 
 GREEN_2021_01_ROWS = 76_518
 
@@ -229,14 +229,9 @@ def test_a_model_that_cannot_be_loaded_exits_1_with_what_to_do(tmp_path, monkeyp
 
 
 def test_run_scores_with_the_registry_champion(store, months, tmp_path):
-    df_train, df_val, _ = months
-    tracking.use_experiment("batch-tests")
-    result = tracking.train_and_log(LinearRegression(), df_train, df_val, train_source="a", val_source="b",
-                                    data_source="twin")
-    version = registry.register_run(MlflowClient().get_run(result.run_id), "batch-tests")
-    MlflowClient().set_registered_model_alias("batch-tests", "champion", version.version)
+    version = registered_champion("batch-tests", months)
 
     path = batch.run("green", 2021, 1, "models:/batch-tests@champion", tmp_path, progress=False)
     scored = pd.read_parquet(path)
     assert len(scored) == GREEN_2021_01_ROWS
-    assert (scored["model_version"] == str(version.version)).all()
+    assert (scored["model_version"] == version).all()

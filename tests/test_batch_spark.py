@@ -15,13 +15,13 @@ import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LinearRegression
 from synthetic import synthetic_month
 
-from helpers import batch, batch_cli, batch_spark, config, data, mage, registry, spark_session, tracking
+from helpers import batch, batch_cli, batch_spark, config, data, mage, spark_session
 from helpers.training import save_model, train_pipeline
 from helpers.twin import make_twin
+from tests.conftest import registered_champion
 
 MONTHS = [(2021, 1), (2021, 2)]
 GREEN_ROWS = {(2021, 1): 76_518, (2021, 2): 64_572}
@@ -116,16 +116,11 @@ def test_ride_ids_are_row_numbers_even_when_spark_splits_a_file(spark, tmp_path)
 
 
 def test_a_registry_alias_is_scored_with_the_version_it_names(spark, store, months, tmp_path):
-    df_train, df_val, _ = months
-    tracking.use_experiment("batch-spark-tests")
-    result = tracking.train_and_log(LinearRegression(), df_train, df_val, train_source="a", val_source="b",
-                                    data_source="twin")
-    version = registry.register_run(MlflowClient().get_run(result.run_id), "batch-spark-tests")
-    MlflowClient().set_registered_model_alias("batch-spark-tests", "champion", version.version)
+    version = registered_champion("batch-spark-tests", months)
 
     [path] = batch.run_months("green", [(2021, 1)], "models:/batch-spark-tests@champion", tmp_path, engine="spark")
     scored = pd.read_parquet(path)
-    assert (scored["model_version"] == str(version.version)).all()
+    assert (scored["model_version"] == version).all()
     expected = batch.load_model("models:/batch-spark-tests@champion").predict(
         pd.read_parquet(data.fetch_month("green", 2021, 1).path))
     assert np.abs(scored["predicted_duration"].to_numpy() - expected).max() < 1e-6
