@@ -30,8 +30,8 @@ import yaml
 from helpers import config
 from helpers.processes import (
     LoopbackServer,
+    claimed_port,
     ensure_ready,
-    free_port,
     http_answers,
     run_until_interrupted,
     start_in_group,
@@ -304,10 +304,6 @@ def start_server(port: int = DEFAULT_PORT, *, alert_webhook: str | None = None, 
         RuntimeError: the server exited or did not answer in time; the message quotes its log.
     """
     host = "127.0.0.1"
-    requested, port = port, free_port(host, port)
-    if requested and port != requested:
-        logger.warning("Port %d is busy; starting Mage on port %d instead.", requested, port)
-    command = [str(mage_executable()), "start", str(PROJECT_DIR), "--host", host, "--port", str(port)]
     extra = {
         "REQUIRE_USER_AUTHENTICATION": "0",  # loopback only; the REST calls need no login
         # Mage's scheduler looks for work every 10 s by default, so each block of a triggered run
@@ -316,11 +312,15 @@ def start_server(port: int = DEFAULT_PORT, *, alert_webhook: str | None = None, 
     }
     if alert_webhook:
         extra["WORKBOOK_ALERT_WEBHOOK_URL"] = alert_webhook
-    log_path = config.build_dir() / f"mage-server-{port}.log"
-    server = MageServer(process=start_in_group(command, mage_env(**extra), log_path, cwd=config.REPO_ROOT),
-                        log_path=log_path, port=port)
-    ensure_ready(server, command, server.triggers_loaded, label="Mage server",
-                 what=f"{server.url}/api/pipeline_schedules", timeout=timeout, poll=_READY_POLL_SECONDS)
+    with claimed_port(host, port) as chosen:
+        if port and chosen != port:
+            logger.warning("Port %d is busy; starting Mage on port %d instead.", port, chosen)
+        command = [str(mage_executable()), "start", str(PROJECT_DIR), "--host", host, "--port", str(chosen)]
+        log_path = config.build_dir() / f"mage-server-{chosen}.log"
+        server = MageServer(process=start_in_group(command, mage_env(**extra), log_path, cwd=config.REPO_ROOT),
+                            log_path=log_path, port=chosen)
+        ensure_ready(server, command, server.triggers_loaded, label="Mage server",
+                     what=f"{server.url}/api/pipeline_schedules", timeout=timeout, poll=_READY_POLL_SECONDS)
     logger.info("Mage ready at %s (log: %s)", server.url, log_path)
     return server
 

@@ -17,8 +17,8 @@ from urllib.parse import urlparse
 from helpers import config, environment
 from helpers.processes import (
     LoopbackServer,
+    claimed_port,
     ensure_ready,
-    free_port,
     http_answers,
     run_until_interrupted,
     start_in_group,
@@ -60,27 +60,27 @@ def start_server(
     host = "127.0.0.1"
     backend_uri = backend_uri or config.tracking_uri()
     artifacts_dir = Path(artifacts_dir or config.artifacts_dir(backend_uri))
-    requested, port = port, free_port(host, port)
-    if requested and port != requested:
-        logger.warning("Port %d is busy; starting the MLflow server on port %d instead.", requested, port)
-    command = [
-        sys.executable, "-m", "mlflow", "server",
-        "--host", host, "--port", str(port),
-        # One worker halves the start-up time (~13 s instead of ~29 s); plenty for one learner.
-        "--workers", "1",
-        "--backend-store-uri", backend_uri,
-        "--artifacts-destination", str(artifacts_dir),
-        "--serve-artifacts",
-        *forwarding_flags(port),
-    ]
-    # Job execution spawns huey consumers the course never uses, and slows the start.
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    log_path = config.build_dir() / f"mlflow-server-{port}.log"
-    process = start_in_group(command, env, log_path)
-    server = MlflowServer(process=process, log_path=log_path, port=port,
-                          backend_uri=backend_uri, artifacts_dir=artifacts_dir)
-    ensure_ready(server, command, lambda: http_answers(f"{server.url}/health", "OK"),
-                 label="MLflow server", what=f"{server.url}/health", timeout=timeout, poll=_POLL_SECONDS)
+    with claimed_port(host, port) as chosen:
+        if port and chosen != port:
+            logger.warning("Port %d is busy; starting the MLflow server on port %d instead.", port, chosen)
+        command = [
+            sys.executable, "-m", "mlflow", "server",
+            "--host", host, "--port", str(chosen),
+            # One worker halves the start-up time (~13 s instead of ~29 s); plenty for one learner.
+            "--workers", "1",
+            "--backend-store-uri", backend_uri,
+            "--artifacts-destination", str(artifacts_dir),
+            "--serve-artifacts",
+            *forwarding_flags(chosen),
+        ]
+        # Job execution spawns huey consumers the course never uses, and slows the start.
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        log_path = config.build_dir() / f"mlflow-server-{chosen}.log"
+        process = start_in_group(command, env, log_path)
+        server = MlflowServer(process=process, log_path=log_path, port=chosen,
+                              backend_uri=backend_uri, artifacts_dir=artifacts_dir)
+        ensure_ready(server, command, lambda: http_answers(f"{server.url}/health", "OK"),
+                     label="MLflow server", what=f"{server.url}/health", timeout=timeout, poll=_POLL_SECONDS)
     logger.info("MLflow server ready at %s (log: %s)", server.url, log_path)
     return server
 

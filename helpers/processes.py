@@ -8,13 +8,16 @@ the same way (:meth:`GroupProcess.stop`), which reaches every worker they forked
 from __future__ import annotations
 
 import atexit
+import fcntl
 import os
 import pwd
 import signal
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Self
@@ -40,6 +43,27 @@ def free_port(host: str, port: int) -> int:
                 continue
             return sock.getsockname()[1]
     raise RuntimeError(f"No free port on {host}.")
+
+
+# One lock for every course process on the machine (each checkout, each test worker).
+PORT_LOCK = Path(tempfile.gettempdir()) / "mlops-workbook-ports.lock"
+
+
+@contextmanager
+def claimed_port(host: str, port: int) -> Iterator[int]:
+    """:func:`free_port`, kept from every other course process until the block ends.
+
+    Between ``free_port``'s check and a server's bind lie seconds. Two processes asking for the
+    same default port at once (a learner's clone and the tests, both starting MLflow on 5000) both
+    got it, and one of them then talked to the other's server. Start the server and wait until it
+    answers inside the block; other processes then find the port taken and pick another.
+    """
+    with PORT_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield free_port(host, port)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def group_alive(pgid: int) -> bool:

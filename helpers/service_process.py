@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from helpers import config, environment, models
-from helpers.processes import LoopbackServer, ensure_ready, free_port, http_answers, start_in_group
+from helpers.processes import LoopbackServer, claimed_port, ensure_ready, http_answers, start_in_group
 
 logger = logging.getLogger(__name__)
 
@@ -82,25 +82,25 @@ def start_service(
         RuntimeError: gunicorn exited or did not answer in time; the message quotes its log.
     """
     host = "127.0.0.1"
-    requested, port = port, free_port(host, port)
-    if requested and port != requested:
-        logger.warning("Port %d is busy; starting the service on port %d instead.", requested, port)
-    # A fresh, empty folder per start: the workers' metric files of an earlier run must not count.
-    metrics_dir = Path(tempfile.mkdtemp(prefix=f"service-{port}-metrics-"))
-    server_env = {
-        **os.environ,
-        "MODEL_URI": model_uri,
-        "MLFLOW_TRACKING_URI": config.tracking_uri(),
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        **(env or {}),
-    }
-    command = [sys.executable, "-m", *gunicorn_args(f"{host}:{port}", workers)]
-    log_path = config.build_dir() / f"service-{port}.log"
-    process = start_in_group(command, server_env, log_path, cwd=config.REPO_ROOT)
-    service = ServiceProcess(process=process, log_path=log_path, port=port, model_uri=model_uri,
-                             metrics_dir=metrics_dir)
-    ensure_ready(service, command, lambda: http_answers(f"{service.url}/ping", "PONG"),
-                 label="The web service", what=f"{service.url}/ping", timeout=timeout, poll=_POLL_SECONDS)
+    with claimed_port(host, port) as chosen:
+        if port and chosen != port:
+            logger.warning("Port %d is busy; starting the service on port %d instead.", port, chosen)
+        # A fresh, empty folder per start: the workers' metric files of an earlier run must not count.
+        metrics_dir = Path(tempfile.mkdtemp(prefix=f"service-{chosen}-metrics-"))
+        server_env = {
+            **os.environ,
+            "MODEL_URI": model_uri,
+            "MLFLOW_TRACKING_URI": config.tracking_uri(),
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            **(env or {}),
+        }
+        command = [sys.executable, "-m", *gunicorn_args(f"{host}:{chosen}", workers)]
+        log_path = config.build_dir() / f"service-{chosen}.log"
+        process = start_in_group(command, server_env, log_path, cwd=config.REPO_ROOT)
+        service = ServiceProcess(process=process, log_path=log_path, port=chosen, model_uri=model_uri,
+                                 metrics_dir=metrics_dir)
+        ensure_ready(service, command, lambda: http_answers(f"{service.url}/ping", "PONG"),
+                     label="The web service", what=f"{service.url}/ping", timeout=timeout, poll=_POLL_SECONDS)
     logger.info("Web service ready at %s (log: %s)", service.url, log_path)
     return service
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 import pwd
 import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from helpers import config
 from helpers.processes import (
     GroupProcess,
+    claimed_port,
     free_port,
     group_alive,
     log_tail,
@@ -146,3 +150,18 @@ def test_log_tail_returns_the_last_lines(tmp_path):
     assert log_tail(log_path, lines=2) == "line 28\nline 29"
     assert log_tail(log_path).splitlines()[0] == "line 10"  # 20 lines by default
     assert log_tail(tmp_path / "missing.log") == "(no log)"
+
+
+def test_a_claimed_port_is_not_handed_to_another_process_until_its_server_listens():
+    other = [sys.executable, "-c", "import sys; from helpers.processes import claimed_port\n"
+             "with claimed_port('127.0.0.1', int(sys.argv[1])) as port: print(port)"]
+    with socket.socket() as server:
+        with claimed_port("127.0.0.1", 0) as port:
+            waiting = subprocess.Popen([*other, str(port)], stdout=subprocess.PIPE, text=True, cwd=config.REPO_ROOT)
+            # Nothing to poll for: the other process must still be blocked a second later.
+            time.sleep(1)
+            assert waiting.poll() is None, "the other process chose a port while this one held the claim"
+            server.bind(("127.0.0.1", port))
+            server.listen()
+        out, _ = waiting.communicate(timeout=30)
+    assert int(out) != port
