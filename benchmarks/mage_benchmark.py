@@ -21,7 +21,7 @@ PIPELINES = [("data_preparation", {}), ("sklearn_training", {}), ("xgboost_train
 
 
 def main() -> None:
-    with isolated_stores():
+    with isolated_stores(quick=True):
         os.environ["WORKBOOK_QUICK"] = "1"
         landed = config.data_dir() / trip_filename("green", 2021, 2)
         landed.parent.mkdir(parents=True, exist_ok=True)

@@ -138,7 +138,7 @@ def main() -> None:
         return load(url, body, clients, args.requests, args.max_seconds)
 
     rows = []
-    with isolated_stores():
+    with isolated_stores(quick=True):
         print("Training and registering a champion on the offline twin...", flush=True)
         model_uri = registry.champion_uri()
         version = registry.ensure_champion().version

@@ -3,9 +3,8 @@
 Committed notebooks carry what ``make course`` leaves when it runs every chapter in order, offline,
 with the default parameters, on one fresh set of stores: what a learner sees going through the
 chapters in order, and the run nbval repeats in ``make test``, so the outputs it compares are
-reproducible.
-Execution metadata (papermill's timings, timestamps) is stripped so a refresh only changes what
-changed.
+reproducible. Execution metadata (papermill's timings, timestamps) is stripped so a refresh only
+changes what changed.
 
 ``python -m helpers.notebook_form check`` lists what is off; ``refresh`` re-executes and rewrites.
 """
