@@ -283,7 +283,22 @@ class MageClient(MageApi):
     url: str = f"http://127.0.0.1:{DEFAULT_PORT}"
 
     def answers(self) -> bool:
-        return http_answers(f"{self.url}/api/status")
+        """True when a Mage server answers at ``url`` and serves this checkout's project.
+
+        A Mage server of another checkout (another clone, a test run) on the same port would run
+        the pipeline on its own code and stores, so it counts as no server.
+        """
+        try:
+            response = requests.get(f"{self.url}/api/status", timeout=2)
+            response.raise_for_status()
+            served = {Path(status["repo_path"]).resolve() for status in response.json()["statuses"]}
+        except (requests.RequestException, ValueError, KeyError, TypeError):
+            return False
+        if PROJECT_DIR.resolve() in served:
+            return True
+        logger.warning("The Mage server at %s serves %s, not this checkout's %s; not using it.",
+                       self.url, ", ".join(map(str, sorted(served))), PROJECT_DIR)
+        return False
 
 
 @dataclass

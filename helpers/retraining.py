@@ -1,6 +1,7 @@
 """Retraining on newer data, started by monitoring (chapter 07): through Mage when it runs, else here.
 
-When a Mage server answers at ``WORKBOOK_MAGE_URL`` (by default where ``make mage`` listens),
+When a Mage server for this checkout's project answers at ``WORKBOOK_MAGE_URL`` (by default where
+``make mage`` listens),
 :func:`retrain` fires its ``retrain_api`` trigger and follows the run, so the retraining is
 recorded with every other run of the orchestrator. Otherwise it runs the same ``helpers.pipelines`` steps in this process. Either
 way the result is a new registered version with the ``challenger`` alias, which
@@ -39,7 +40,8 @@ def retrain(train_month: str, validation_month: str | None = None, *, color: str
 
     Args:
         mage_url: A Mage server to run the ``retraining`` pipeline on; default
-            :func:`helpers.config.mage_url`. When none is set or answers, the steps run in this process.
+            :func:`helpers.config.mage_url`. When none is set or answers for this checkout's project,
+            the steps run in this process.
         timeout: Seconds to wait for the Mage run.
 
     Raises:

@@ -246,6 +246,13 @@ def test_the_sensor_starts_retraining_when_the_new_month_lands(server):
     assert str(registry.version_by_alias(registry.CHALLENGER).version) == str(newest)
 
 
+def test_a_client_uses_only_a_mage_server_of_this_checkout(server, monkeypatch, tmp_path):
+    assert mage.MageClient(server.url).answers()
+    # Another clone's `make mage` on the same port would train on that clone's code and stores.
+    monkeypatch.setattr(mage, "PROJECT_DIR", tmp_path / "another-clone" / "orchestration")
+    assert not mage.MageClient(server.url).answers()
+
+
 def test_monitoring_retrains_through_mage_when_it_runs(server):
     land_month(2021, 6)
     retrained = retraining.retrain("2021-05", mage_url=server.url)
