@@ -11,6 +11,7 @@ import pickle
 import subprocess
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -25,12 +26,11 @@ from mlflow.entities import Experiment
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from sklearn.base import RegressorMixin
-from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 
 from helpers import boosting, config, distributions
 from helpers.features import RIDE_FIELDS, target
-from helpers.training import evaluate, rmse, train_pipeline
+from helpers.training import evaluate, train_pipeline
 
 EXPERIMENT_NAME = "nyc-taxi-experiment"
 MODEL_URI_TAG = "model_uri"
@@ -214,6 +214,31 @@ class SearchResult:
     best_rounds: int
 
 
+def xgboost_objective(
+    train: xgb.DMatrix,
+    val: xgb.DMatrix,
+    *,
+    num_boost_round: int = 1000,
+    early_stopping_rounds: int = 20,
+    data_source: str = "unknown",
+) -> Callable[[dict], dict]:
+    """The search's objective: one nested run per trial, its loss the validation RMSE.
+
+    Chapter 03 writes the same objective in a cell; this one also tags each trial with the data
+    source and git commit and returns the trial's parameters and rounds, which the refit needs.
+    """
+    def objective(params: dict) -> dict:
+        with mlflow.start_run(nested=True):
+            mlflow.set_tags({**run_tags(data_source), "model": "xgboost"})
+            mlflow.log_params(params)
+            trial = boosting.fit(params, train, val, num_boost_round=num_boost_round,
+                                 early_stopping_rounds=early_stopping_rounds)
+            mlflow.log_metrics({"rmse": trial.rmse, "best_iteration": trial.rounds - 1})
+        return {"loss": trial.rmse, "status": STATUS_OK, "rounds": trial.rounds, "params": params}
+
+    return objective
+
+
 def search_xgboost(
     df_train: pd.DataFrame,
     df_val: pd.DataFrame,
@@ -241,17 +266,8 @@ def search_xgboost(
     Returns:
         The parent run id, the best trial's parameters, RMSE and number of rounds.
     """
-    train, val = boosting.matrix(df_train), boosting.matrix(df_val)
-
-    def objective(params: dict) -> dict:
-        with mlflow.start_run(nested=True):
-            mlflow.set_tags({**run_tags(data_source), "model": "xgboost"})
-            mlflow.log_params(params)
-            trial = boosting.fit(params, train, val, num_boost_round=num_boost_round,
-                                 early_stopping_rounds=early_stopping_rounds)
-            mlflow.log_metrics({"rmse": trial.rmse, "best_iteration": trial.rounds - 1})
-        return {"loss": trial.rmse, "status": STATUS_OK, "rounds": trial.rounds, "params": params}
-
+    objective = xgboost_objective(boosting.matrix(df_train), boosting.matrix(df_val), num_boost_round=num_boost_round,
+                                  early_stopping_rounds=early_stopping_rounds, data_source=data_source)
     with mlflow.start_run(run_name="xgboost-search") as parent:
         mlflow.set_tags(run_tags(data_source))
         mlflow.log_params({"max_evals": max_evals, "num_boost_round": num_boost_round, "seed": seed})
@@ -287,41 +303,6 @@ def train_best_xgboost(
         mlflow.xgboost.log_model(result.pipeline["model"], name="xgboost_model", pip_requirements=pip_requirements())
         log_pickle(result.pipeline["features"], "preprocessor", "ride_categories.bin")
     return result
-
-
-def autolog_runs(df_train: pd.DataFrame, df_val: pd.DataFrame, data_source: str, xgb_rounds: int = 50) -> list[str]:
-    """Train two Ridge models under ``mlflow.sklearn.autolog`` and a small XGBoost under
-    ``mlflow.xgboost.autolog``, adding only the validation RMSE by hand.
-
-    Autolog records every constructor parameter and training metric without being told; models
-    are left out here because each chapter logs its own with a signature.
-
-    Returns:
-        The run ids, in the order above.
-    """
-    run_ids = []
-    mlflow.sklearn.autolog(log_models=False, log_datasets=False, silent=True)
-    try:
-        for estimator in (Ridge(alpha=1.0), Ridge(alpha=10.0)):
-            with mlflow.start_run(run_name=f"autolog-ridge-{estimator.alpha:g}") as run:
-                mlflow.set_tags(run_tags(data_source))
-                pipeline = train_pipeline(estimator, df_train)
-                mlflow.log_metric("rmse", evaluate(pipeline, df_val))
-            run_ids.append(run.info.run_id)
-    finally:
-        mlflow.sklearn.autolog(disable=True)
-    train, val = boosting.matrix(df_train), boosting.matrix(df_val)
-    mlflow.xgboost.autolog(log_models=False, log_datasets=False, silent=True)
-    try:
-        with mlflow.start_run(run_name="autolog-xgboost") as run:
-            mlflow.set_tags(run_tags(data_source))
-            booster = xgb.train({**boosting.FIXED_PARAMS, "max_depth": 6, "learning_rate": 0.3}, train,
-                                num_boost_round=xgb_rounds, evals=[(val, "validation")], verbose_eval=False)
-            mlflow.log_metric("rmse", rmse(val.get_label(), booster.predict(val)))
-        run_ids.append(run.info.run_id)
-    finally:
-        mlflow.xgboost.autolog(disable=True)
-    return run_ids
 
 
 def runs_frame(experiment_name: str = EXPERIMENT_NAME, filter_string: str = "") -> pd.DataFrame:
