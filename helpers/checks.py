@@ -152,23 +152,26 @@ EXERCISES: dict[str, Exercise] = {
         solution='answer = "champion"',
         hints=((lambda a: str(a).strip().lower() == "challenger", "The challenger has not won yet; servers load the winner."),),
     ),
-    "05.failed_block": Exercise(
-        question="Which block of the failed inference run failed (its uuid)?",
-        hint="server.block_statuses(failed_id) maps each block to its status; find the 'failed' one.",
-        solution='answer = next(block for block, status in failed_blocks.items() if status == "failed")',
-        hints=((lambda a: str(a).strip().lower() == "batch_inference",
-                "That is the pipeline; the question asks for the block inside it."),),
+    "05.sets_test": Exercise(
+        question="Write test_sets(sets, *args), a Mage @test for build_sets' output: it passes a good batch and "
+                 "fails (assert) when a split is missing or a duration is outside 1-60 minutes.",
+        hint="Two asserts: set(sets['split']) == {'train', 'validation'}, and sets['duration'].between(1, 60).all().",
+        solution='def test_sets(sets, *args):\n'
+                 '    assert set(sets["split"]) == {"train", "validation"}, f"splits: {sorted(set(sets[\'split\']))}"\n'
+                 '    assert sets["duration"].between(1, 60).all(), "a duration is outside 1-60 minutes"',
+        verify=code_checks.verify_sets_test,
     ),
-    "05.waiting_block": Exercise(
-        question="Which type of Mage block holds a run until a condition is true (e.g. a new month's file exists)?",
-        expected="sensor",
-        hint="Look at the first block of the retraining pipeline in the table of blocks.",
-        solution='answer = "sensor"',
+    "05.auto_month": Exercise(
+        question="The retrain_monthly trigger starts a run on 1 June 2024 with train_month: auto. "
+                 "Which month does that run train on (YYYY-MM)?",
+        expected="2024-04",
+        hint="pipelines.RunSettings.from_variables({'train_month': 'auto', 'execution_date': ...}) answers it; "
+             "it validates on the newest complete month and trains on the one before.",
+        solution='answer = pipelines.month_label(pipelines.RunSettings.from_variables(\n'
+                 '    {"train_month": "auto", "execution_date": "2024-06-01T00:00:00"}).train)',
         hints=(
-            (lambda a: str(a).strip().lower() in {"trigger", "schedule"},
-             "A trigger starts a run; the question asks which block, inside the run, waits."),
-            (lambda a: str(a).strip().lower() in {"new_month_published", "new_month_published.py"},
-             "That is the block's name; the question asks for its type."),
+            (lambda a: str(a).strip() == "2024-05", "May is the month that run validates on; it trains on the one before."),
+            (lambda a: str(a).strip() == "2024-06", "June has only just begun: its file is neither complete nor published."),
         ),
     ),
     "06.bad_status": Exercise(
@@ -190,23 +193,23 @@ EXERCISES: dict[str, Exercise] = {
             (lambda a: str(a).strip().lower() == "streaming", "Streaming is for events that keep arriving."),
         ),
     ),
-    "07.drifted_share": Exercise(
-        question="What share of the monitored columns drifted in January 2023 (0 to 1, two decimals)?",
-        tolerance=0.01,
-        hint="The month's metrics carry it: drifted.drifted_share.",
-        solution="answer = round(drifted.drifted_share, 2)",
-        hints=(
-            (_between(1.0001, 100), "Give a fraction between 0 and 1, not a percentage or a count."),
-            (lambda a: isinstance(a, int) and not isinstance(a, bool),
-             "That looks like the count of drifted columns; divide by how many are monitored."),
-        ),
+    "07.column_scores": Exercise(
+        question="Write column_scores(result): from a report's result (snapshot.dict()), return {column: drift score} "
+                 "for every ValueDrift metric in it.",
+        hint="Loop over result['metrics']; keep those whose config 'type' ends with ':ValueDrift'; "
+             "the key is metric['config']['column'], the score metric['value'].",
+        solution='def column_scores(result):\n'
+                 '    return {metric["config"]["column"]: metric["value"] for metric in result["metrics"]\n'
+                 '            if metric["config"]["type"].endswith(":ValueDrift")}',
+        verify=code_checks.verify_column_scores,
     ),
-    "07.fires_at_threshold": Exercise(
-        question="A batch's drifted share is exactly the rule's threshold, 0.5. Does the rule fire? (True or False)",
-        expected=True,
-        hint="Read AlertRules' docstring: a rule fires when its value reaches the threshold.",
-        solution="answer = True",
-        hints=((lambda a: not isinstance(a, bool), "Answer with True or False."),),
+    "07.rule_fires": Exercise(
+        question="Write fires(value, threshold), the course's alert rule: True when the value reaches the threshold; "
+                 "False when there is no value (None).",
+        hint="return value is not None and value >= threshold",
+        solution='def fires(value, threshold):\n'
+                 '    return value is not None and value >= threshold',
+        verify=code_checks.verify_rule_fires,
     ),
     "08.grant": Exercise(
         question=("Write grant_review(auth, username, experiment_id) so that the reviewer `username` can tag "

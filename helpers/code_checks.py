@@ -351,3 +351,104 @@ def verify_review_grant(grant: Callable, server: Any, hint: str) -> Feedback:
         return wrong("it works, but MANAGE also lets him delete the experiment and change who may do what; "
                      "EDIT is enough.")
     return right()
+
+
+# --- 05: a block's @test -------------------------------------------------------------------------
+
+def _broken_sets(sets: pd.DataFrame) -> list[tuple[pd.DataFrame, str]]:
+    """Bad batches a ``build_sets`` test must stop, each with the hint for letting it through."""
+    no_validation = sets[sets["split"] == "train"]
+    too_long = sets.copy()
+    too_long.loc[too_long.index[0], "duration"] = 75.0
+    too_short = sets.copy()
+    too_short.loc[too_short.index[-1], "duration"] = 0.5
+    return [
+        (no_validation, "a batch with no validation rides passed your test: assert that both 'train' and "
+                        "'validation' are in set(sets['split'])."),
+        (too_long, "a batch with a ride of 75 minutes passed your test: assert that every duration is at most 60 "
+                   "(sets['duration'].between(1, 60).all())."),
+        (too_short, "a batch with a ride of 0.5 minutes passed your test: durations start at 1 minute."),
+    ]
+
+
+def verify_sets_test(sets_test: Callable[..., None], sets: pd.DataFrame) -> Feedback:
+    """Run a learner's ``@test`` for ``build_sets`` as Mage does, on the block's real output and on
+    broken copies of it: it must pass the first and raise AssertionError on each of the others."""
+    try:
+        sets_test(sets.copy())
+    except AssertionError as error:
+        return wrong(f"your test failed the real output of build_sets ({error or 'no message'}); "
+                     "a test must let a good batch through.")
+    except Exception as error:  # noqa: BLE001
+        return _raised(error)
+    for broken, hint in _broken_sets(sets):
+        try:
+            sets_test(broken)
+        except AssertionError:
+            continue
+        except Exception as error:  # noqa: BLE001
+            return wrong(f"on a bad batch your test raised {type(error).__name__}, not AssertionError; "
+                         "Mage reports a failed test by the assert that fails (assert condition, 'message').")
+        return wrong(hint)
+    return right()
+
+
+# --- 07: reading a report, an alert rule ---------------------------------------------------------
+
+def _check_report(current: pd.DataFrame, reference: pd.DataFrame) -> dict[str, Any]:
+    """The result of the report ``monitoring.batch_metrics`` runs, on samples the notebook never showed."""
+    from helpers import monitoring
+
+    current, reference = current.sample(2_000, random_state=7), reference.sample(2_000, random_state=8)
+    clip = monitoring._clip_range(reference)
+    snapshot = monitoring._report(monitoring.MONITORED_COLUMNS).run(
+        current_data=monitoring._dataset(current, clip), reference_data=monitoring._dataset(reference, clip))
+    return snapshot.dict()
+
+
+def verify_column_scores(column_scores: Callable[[dict], dict[str, float]], current: pd.DataFrame,
+                         reference: pd.DataFrame) -> Feedback:
+    """``column_scores(result)`` must map each ValueDrift metric's column to its drift score."""
+    result = _check_report(current, reference)
+    expected = {metric["config"]["column"]: float(metric["value"]) for metric in result["metrics"]
+                if metric["config"]["type"].endswith(":ValueDrift")}
+    try:
+        scores = column_scores(result)
+    except Exception as error:  # noqa: BLE001
+        return _raised(error)
+    if not isinstance(scores, dict):
+        return wrong(f"return a dict {{column: score}}, not {type(scores).__name__}.")
+    if scores and all(isinstance(value, bool) for value in scores.values()):
+        return wrong("those are the verdicts (drifted or not); the score is the metric's 'value', a number.")
+    if set(scores) - set(expected):
+        return wrong(f"{sorted(set(scores) - set(expected))} have no drift score: keep only the metrics whose "
+                     "config 'type' ends with ':ValueDrift', keyed by their config 'column'.")
+    if set(expected) - set(scores):
+        return wrong(f"{sorted(set(expected) - set(scores))} are missing: this report has one ValueDrift per "
+                     "column; loop over every entry of result['metrics'].")
+    off = [column for column in expected if not np.isclose(float(scores[column]), expected[column])]
+    if off:
+        return wrong(f"the scores of {off} are not the report's: read each metric's 'value' "
+                     "(a report on other rides gives other numbers, so none can be typed in).")
+    return right()
+
+
+_RULE_CASES = ((0.6, 0.5, True), (0.5, 0.5, True), (0.4, 0.5, False), (0.1, 0.1, True), (None, 10.0, False))
+
+
+def verify_rule_fires(fires: Callable[[float | None, float], bool]) -> Feedback:
+    """``fires(value, threshold)``: the course's rule, at or above the threshold, and never on no value."""
+    for value, threshold, expected in _RULE_CASES:
+        try:
+            answer = fires(value, threshold)
+        except Exception as error:  # noqa: BLE001
+            if value is None:
+                return wrong(f"fires(None, {threshold}) raised {type(error).__name__}: a batch without actual "
+                             "durations has rmse None, and no value breaks no rule; return False for it.")
+            return _raised(error)
+        if bool(answer) != expected:
+            if value == threshold:
+                return wrong(f"fires({value}, {threshold}) should be True: the course's rules fire when a value "
+                             "reaches its threshold (>=), so a batch exactly at it is reported.")
+            return wrong(f"fires({value}, {threshold}) returned {answer!r}, expected {expected}.")
+    return right()

@@ -181,3 +181,97 @@ def test_an_alias_that_stays_on_the_first_version_gets_that_hint(learner):
 
     feedback = check("04.register", register_champion)
     assert feedback.status == INCORRECT and "still points at version 1" in feedback.message
+
+
+# --- 05 ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sets():
+    """build_sets' output on two twin months, as the data_preparation pipeline makes it."""
+    import pandas as pd
+
+    from helpers import features, pipelines, twin
+
+    raw = pd.concat([twin.make_twin("green", 2021, month, n_rows=2_000).to_pandas().assign(split=split)
+                     for month, split in ((1, "train"), (2, "validation"))], ignore_index=True)
+    return pipelines.build_sets(pipelines.prepare_rides(raw))
+
+
+def test_the_sets_test_check_accepts_its_solution(sets):
+    assert check("05.sets_test", solved("05.sets_test"), sets=sets).status == CORRECT
+
+
+def test_a_sets_test_without_the_upper_bound_gets_that_hint(sets):
+    def test_sets(sets, *args):
+        assert set(sets["split"]) == {"train", "validation"}
+        assert (sets["duration"] >= 1).all()
+
+    feedback = check("05.sets_test", test_sets, sets=sets)
+    assert feedback.status == INCORRECT and "75 minutes" in feedback.message
+
+
+def test_a_sets_test_that_raises_valueerror_is_told_to_assert(sets):
+    def test_sets(sets, *args):
+        if len(set(sets["split"])) < 2:
+            raise ValueError("a split is missing")
+
+    feedback = check("05.sets_test", test_sets, sets=sets)
+    assert feedback.status == INCORRECT and "AssertionError" in feedback.message
+
+
+def test_a_sets_test_that_fails_good_data_says_so(sets):
+    def test_sets(sets, *args):
+        assert sets["duration"].between(1, 30).all(), "too long"
+
+    feedback = check("05.sets_test", test_sets, sets=sets)
+    assert feedback.status == INCORRECT and "failed the real output" in feedback.message
+
+
+# --- 07 ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def scored_months():
+    """Two twin months with every monitored column and a made-up prediction, as chapter 07 scores them."""
+    from helpers import twin
+
+    def scored(month: int):
+        df = twin.make_twin("green", 2021, month, n_rows=3_000).to_pandas()
+        return df.assign(predicted_duration=5 + 2.5 * df["trip_distance"].clip(0, 50))
+
+    return scored(3), scored(2)
+
+
+def test_the_column_scores_check_accepts_its_solution(scored_months):
+    current, reference = scored_months
+    assert check("07.column_scores", solved("07.column_scores"), current=current, reference=reference).status == CORRECT
+
+
+def test_returning_the_tests_verdicts_gets_the_score_hint(scored_months):
+    def column_scores(result):
+        return {test["metric_config"]["params"]["column"]: test["status"].value == "FAIL"
+                for test in result["tests"] if test["metric_config"]["params"]["type"].endswith(":ValueDrift")}
+
+    feedback = check("07.column_scores", column_scores, current=scored_months[0], reference=scored_months[1])
+    assert feedback.status == INCORRECT and "verdicts" in feedback.message
+
+
+def test_keeping_every_metric_gets_the_valuedrift_hint(scored_months):
+    def column_scores(result):
+        return {metric["metric_name"]: metric["value"] for metric in result["metrics"]}
+
+    feedback = check("07.column_scores", column_scores, current=scored_months[0], reference=scored_months[1])
+    assert feedback.status == INCORRECT and ":ValueDrift" in feedback.message
+
+
+def test_the_rule_check_accepts_its_solution():
+    assert check("07.rule_fires", solved("07.rule_fires")).status == CORRECT
+
+
+def test_a_rule_with_evidentlys_strict_comparison_gets_the_threshold_hint():
+    feedback = check("07.rule_fires", lambda value, threshold: value is not None and value > threshold)
+    assert feedback.status == INCORRECT and "reaches its threshold" in feedback.message
+
+
+def test_a_rule_that_compares_none_gets_the_no_value_hint():
+    feedback = check("07.rule_fires", lambda value, threshold: value >= threshold)
+    assert feedback.status == INCORRECT and "None" in feedback.message

@@ -202,11 +202,12 @@ def test_chapter_05_runs_the_pipelines_and_the_server_end_to_end(executed, chapt
     text = executed["05"].key_result
     assert "73,711 train / 61,936 validation rides" in text
     assert 6.0 <= _number(r"RMSE (\d+\.\d+)", text) <= 10.0
+    assert 0 < _number(r"xgboost_training: RMSE (\d+\.\d+)", text) < 15.0
     assert "inference run completed" in text
     assert "failed run alerted: Failed to run Mage pipeline batch_inference" in text
     chapter_store("05")
     assert registry.version_by_alias(registry.CHAMPION) is not None
-    assert {"mage-LinearRegression", "mage-Ridge"} <= set(tracking.runs_frame()["tags.mlflow.runName"])
+    assert {"mage-LinearRegression", "mage-Ridge", "xgboost-best"} <= set(tracking.runs_frame()["tags.mlflow.runName"])
 
 
 @chapter("06")
