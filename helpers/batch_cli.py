@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Predict the trip duration of every ride of NYC TLC months and write them to "
                     "<output-dir>/taxi_type=<color>/year=<YYYY>/month=<MM>/predictions.parquet. "
                     "Uses the real TLC files, or their offline twin when WORKBOOK_OFFLINE=1 or offline.",
-        epilog="examples: python -m helpers.batch --color green --year 2021 --month 1 --model-uri models/lin_reg.bin; "
+        epilog="examples: python -m helpers.batch --color green --year 2021 --month 1 --model-uri models/pipeline.bin; "
                "python -m helpers.batch --color yellow --months 2021-01..2021-12 --engine spark. "
                "On a cluster: spark-submit --master <URL> --py-files helpers.zip helpers/batch.py ... "
                "--engine spark, with MLFLOW_TRACKING_URI pointing at the tracking server.",

@@ -2,7 +2,8 @@
 
 Each exercise is declared as data: the question, the expected value (or one computed by the
 notebook from the data it really loaded), a tolerance, and hints for the usual wrong answers.
-A check never raises: an unanswered exercise says so, a wrong one gets a specific hint.
+A check never raises: an unanswered exercise says so, a wrong one gets a specific hint. The
+exercises where the learner writes code run it through :mod:`helpers.code_checks`.
 """
 
 from __future__ import annotations
@@ -10,33 +11,15 @@ from __future__ import annotations
 import ast
 import inspect
 import math
-import os
-import secrets
 import textwrap
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-NOT_ATTEMPTED = "not attempted"
-CORRECT = "correct"
-INCORRECT = "incorrect"
+from helpers import code_checks
+from helpers.feedback import CORRECT, INCORRECT, NOT_ATTEMPTED, Feedback
 
-
-@dataclass(frozen=True)
-class Feedback:
-    """What a learner sees after a check; its text is the notebook cell's output."""
-
-    status: str
-    message: str
-
-    @property
-    def correct(self) -> bool:
-        return self.status == CORRECT
-
-    def __repr__(self) -> str:
-        icon = {CORRECT: "✅", INCORRECT: "❌"}.get(self.status, "💡")
-        return f"{icon} {self.message}"
+__all__ = ["CORRECT", "EXERCISES", "INCORRECT", "NOT_ATTEMPTED", "Exercise", "Feedback", "check", "solution"]
 
 
 @dataclass(frozen=True)
@@ -88,11 +71,13 @@ def _between(low: float, high: float) -> Callable[[Any], bool]:
 
 
 EXERCISES: dict[str, Exercise] = {
-    "01.rows": Exercise(
-        question="How many trips (rows) does the green January 2021 file have?",
-        hint="Count the rows of the frame you loaded, before any filtering: len(df).",
-        solution="answer = len(df)",
-        hints=((lambda a: isinstance(a, tuple), "That is the shape; the rows are its first number."),),
+    "01.month_url": Exercise(
+        question="Write month_url(color, year, month) returning the TLC's download URL of that month's file, "
+                 "e.g. month_url('green', 2021, 1).",
+        hint="The pattern is in the markdown above: base URL, then {color}_tripdata_{YYYY-MM}.parquet.",
+        solution='def month_url(color, year, month):\n'
+                 '    return f"https://d37ci6vzurychx.cloudfront.net/trip-data/{color}_tripdata_{year}-{month:02d}.parquet"',
+        verify=code_checks.verify_month_url,
     ),
     "01.maturity": Exercise(
         question=(
@@ -107,15 +92,16 @@ EXERCISES: dict[str, Exercise] = {
             (lambda a: _number(a) is not None and _number(a) >= 2, "Levels 2 and above need at least automated training and tracked experiments."),
         ),
     ),
-    "02.kept_share": Exercise(
-        question="What fraction of January's trips does the 1-60 minute filter keep? (0 to 1)",
-        tolerance=0.005,
-        hint="Divide the number of rows after the filter by the number before it.",
-        solution="answer = len(df_train) / len(df_jan_raw)",
-        hints=(
-            (_between(1.0001, 100), "Give a fraction between 0 and 1, not a percentage."),
-            (_between(0, 0.2), "That looks like the share the filter removes; the question asks what it keeps."),
-        ),
+    "02.keep_rides": Exercise(
+        question="Write keep_rides(df) that adds `duration` (minutes from lpep_pickup_datetime to "
+                 "lpep_dropoff_datetime) to a green trip frame and returns only the rides of 1 to 60 minutes, "
+                 "both included.",
+        hint="(dropoff - pickup).dt.total_seconds() / 60, then keep df[df.duration.between(1, 60)].",
+        solution='def keep_rides(df):\n'
+                 '    df = df.copy()\n'
+                 '    df["duration"] = (df.lpep_dropoff_datetime - df.lpep_pickup_datetime).dt.total_seconds() / 60\n'
+                 '    return df[(df.duration >= 1) & (df.duration <= 60)]',
+        verify=code_checks.verify_keep_rides,
     ),
     "02.n_features": Exercise(
         question="How many columns does the fitted DictVectorizer produce (its feature count)?",
@@ -125,12 +111,21 @@ EXERCISES: dict[str, Exercise] = {
             (lambda a: _number(a) == 2, "Each distinct PU_DO pair becomes its own column; count them all."),
         ),
     ),
-    "03.best_rmse": Exercise(
-        question="What is the best validation RMSE of the XGBoost search, to two decimals?",
-        tolerance=0.01,
-        hint="The search returns it: search.best_rmse (round it to two decimals).",
-        solution="answer = round(search.best_rmse, 2)",
-        hints=((_between(6.5, 20), "Is that the linear model's RMSE? The question asks for the search's best trial."),),
+    "03.log_run": Exercise(
+        question="Write log_run(df_train, df_val): in one MLflow run, train a pipeline, log at least one "
+                 "param, its validation RMSE as the metric `rmse` and the model with mlflow.sklearn.log_model; "
+                 "return the run's id.",
+        hint="with mlflow.start_run() as run: fit, log_param, log_metric('rmse', ...), "
+             "mlflow.sklearn.log_model(...); then return run.info.run_id.",
+        solution='def log_run(df_train, df_val):\n'
+                 '    with mlflow.start_run() as run:\n'
+                 '        pipeline = training.train_pipeline(LinearRegression(), df_train)\n'
+                 '        mlflow.log_param("estimator", "LinearRegression")\n'
+                 '        mlflow.log_metric("rmse", training.evaluate(pipeline, df_val))\n'
+                 '        mlflow.sklearn.log_model(pipeline, name="model", input_example=tracking.input_example(df_val),\n'
+                 '                                 skops_trusted_types=tracking.SKOPS_TRUSTED_TYPES)\n'
+                 '    return run.info.run_id',
+        verify=code_checks.verify_log_run,
     ),
     "03.l1_param": Exercise(
         question="In the course's search space, which XGBoost parameter is the L1 regularisation?",
@@ -139,6 +134,17 @@ EXERCISES: dict[str, Exercise] = {
         solution='answer = "reg_alpha"',
         hints=((lambda a: str(a).strip().lower() == "reg_lambda", "reg_lambda is the L2 penalty; L1 is the other one."),),
     ),
+    "04.register": Exercise(
+        question="Write register_champion(model_uri, name): register the model as a new version of `name`, "
+                 "point the alias `champion` at that version and return it.",
+        hint="version = mlflow.register_model(model_uri, name), then "
+             "MlflowClient().set_registered_model_alias(name, 'champion', version.version).",
+        solution='def register_champion(model_uri, name):\n'
+                 '    version = mlflow.register_model(model_uri, name)\n'
+                 '    MlflowClient().set_registered_model_alias(name, "champion", version.version)\n'
+                 '    return version',
+        verify=code_checks.verify_register_champion,
+    ),
     "04.alias": Exercise(
         question="Which alias does the web service load, models:/nyc-taxi-duration@...?",
         expected="champion",
@@ -146,29 +152,26 @@ EXERCISES: dict[str, Exercise] = {
         solution='answer = "champion"',
         hints=((lambda a: str(a).strip().lower() == "challenger", "The challenger has not won yet; servers load the winner."),),
     ),
-    "04.promoted": Exercise(
-        question="Was the challenger promoted in the comparison above? (True or False)",
-        hint="Read decision.promoted, or compare the two test RMSEs: lower wins.",
-        solution="answer = decision.promoted",
-        hints=((lambda a: not isinstance(a, bool), "Answer with True or False."),),
+    "05.sets_test": Exercise(
+        question="Write test_sets(sets, *args), a Mage @test for build_sets' output: it passes a good batch and "
+                 "fails (assert) when a split is missing or a duration is outside 1-60 minutes.",
+        hint="Two asserts: set(sets['split']) == {'train', 'validation'}, and sets['duration'].between(1, 60).all().",
+        solution='def test_sets(sets, *args):\n'
+                 '    assert set(sets["split"]) == {"train", "validation"}, f"splits: {sorted(set(sets[\'split\']))}"\n'
+                 '    assert sets["duration"].between(1, 60).all(), "a duration is outside 1-60 minutes"',
+        verify=code_checks.verify_sets_test,
     ),
-    "05.failed_block": Exercise(
-        question="Which block of the failed inference run failed (its uuid)?",
-        hint="server.block_statuses(failed_id) maps each block to its status; find the 'failed' one.",
-        solution='answer = next(block for block, status in failed_blocks.items() if status == "failed")',
-        hints=((lambda a: str(a).strip().lower() == "batch_inference",
-                "That is the pipeline; the question asks for the block inside it."),),
-    ),
-    "05.waiting_block": Exercise(
-        question="Which type of Mage block holds a run until a condition is true (e.g. a new month's file exists)?",
-        expected="sensor",
-        hint="Look at the first block of the retraining pipeline in the table of blocks.",
-        solution='answer = "sensor"',
+    "05.auto_month": Exercise(
+        question="The retrain_monthly trigger starts a run on 1 June 2024 with train_month: auto. "
+                 "Which month does that run train on (YYYY-MM)?",
+        expected="2024-04",
+        hint="pipelines.RunSettings.from_variables({'train_month': 'auto', 'execution_date': ...}) answers it; "
+             "it validates on the newest complete month and trains on the one before.",
+        solution='answer = pipelines.month_label(pipelines.RunSettings.from_variables(\n'
+                 '    {"train_month": "auto", "execution_date": "2024-06-01T00:00:00"}).train)',
         hints=(
-            (lambda a: str(a).strip().lower() in {"trigger", "schedule"},
-             "A trigger starts a run; the question asks which block, inside the run, waits."),
-            (lambda a: str(a).strip().lower() in {"new_month_published", "new_month_published.py"},
-             "That is the block's name; the question asks for its type."),
+            (lambda a: str(a).strip() == "2024-05", "May is the month that run validates on; it trains on the one before."),
+            (lambda a: str(a).strip() == "2024-06", "June has only just begun: its file is neither complete nor published."),
         ),
     ),
     "06.bad_status": Exercise(
@@ -190,23 +193,23 @@ EXERCISES: dict[str, Exercise] = {
             (lambda a: str(a).strip().lower() == "streaming", "Streaming is for events that keep arriving."),
         ),
     ),
-    "07.drifted_share": Exercise(
-        question="What share of the monitored columns drifted in January 2023 (0 to 1, two decimals)?",
-        tolerance=0.01,
-        hint="The month's metrics carry it: drifted.drifted_share.",
-        solution="answer = round(drifted.drifted_share, 2)",
-        hints=(
-            (_between(1.0001, 100), "Give a fraction between 0 and 1, not a percentage or a count."),
-            (lambda a: isinstance(a, int) and not isinstance(a, bool),
-             "That looks like the count of drifted columns; divide by how many are monitored."),
-        ),
+    "07.column_scores": Exercise(
+        question="Write column_scores(result): from a report's result (snapshot.dict()), return {column: drift score} "
+                 "for every ValueDrift metric in it.",
+        hint="Loop over result['metrics']; keep those whose config 'type' ends with ':ValueDrift'; "
+             "the key is metric['config']['column'], the score metric['value'].",
+        solution='def column_scores(result):\n'
+                 '    return {metric["config"]["column"]: metric["value"] for metric in result["metrics"]\n'
+                 '            if metric["config"]["type"].endswith(":ValueDrift")}',
+        verify=code_checks.verify_column_scores,
     ),
-    "07.fires_at_threshold": Exercise(
-        question="A batch's drifted share is exactly the rule's threshold, 0.5. Does the rule fire? (True or False)",
-        expected=True,
-        hint="Read AlertRules' docstring: a rule fires when its value reaches the threshold.",
-        solution="answer = True",
-        hints=((lambda a: not isinstance(a, bool), "Answer with True or False."),),
+    "07.rule_fires": Exercise(
+        question="Write fires(value, threshold), the course's alert rule: True when the value reaches the threshold; "
+                 "False when there is no value (None).",
+        hint="return value is not None and value >= threshold",
+        solution='def fires(value, threshold):\n'
+                 '    return value is not None and value >= threshold',
+        verify=code_checks.verify_rule_fires,
     ),
     "08.grant": Exercise(
         question=("Write grant_review(auth, username, experiment_id) so that the reviewer `username` can tag "
@@ -215,7 +218,7 @@ EXERCISES: dict[str, Exercise] = {
              "experiment_id, 'EDIT').",
         solution='def grant_review(auth, username, experiment_id):\n'
                  '    auth.grant_user_permission(username, "experiment", experiment_id, "EDIT")',
-        verify=lambda grant, server: _verify_review_grant(grant, server),
+        verify=lambda grant, server: code_checks.verify_review_grant(grant, server, EXERCISES["08.grant"].hint),
     ),
     "08.delete_status": Exercise(
         question="The reviewer, logged in with READ, tries to delete the data scientist's experiment. "
@@ -243,67 +246,11 @@ def _is_stub(function: Callable) -> bool:
         for node in body)
 
 
-@contextmanager
-def _logged_in(username: str, password: str) -> Iterator[None]:
-    """MLflow's clients log in through these variables; the learner's own login comes back after."""
-    names = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ.update(zip(names, (username, password)))
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def _verify_review_grant(grant: Callable, server: Any) -> Feedback:
-    """Run ``grant`` for a new user on a new experiment of the team server, then tag a run as that user."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-    from mlflow.server import get_app_client
-
-    suffix = secrets.token_hex(4)
-    username, password = f"check-reviewer-{suffix}", secrets.token_urlsafe(16)
-    with _logged_in("admin", server.credentials.admin_password):
-        auth, admin = get_app_client("basic-auth", tracking_uri=server.url), MlflowClient(server.url)
-        auth.create_user(username, password)
-        experiment_id = admin.create_experiment(f"check-review-{suffix}")
-        run_id = admin.create_run(experiment_id).info.run_id
-        try:
-            grant(auth, username, experiment_id)
-        except Exception as error:  # noqa: BLE001 - the learner's code may raise anything
-            return Feedback(INCORRECT, f"Not quite: your function raised {type(error).__name__}: {error}")
-        permission = auth.get_user_permission(username, "experiment", experiment_id).permission
-        is_admin = auth.get_user(username).is_admin
-    with _logged_in(username, password):
-        try:
-            MlflowClient(server.url).set_tag(run_id, "review", "approved")
-            tagged = True
-        except MlflowException:
-            tagged = False
-    with _logged_in("admin", server.credentials.admin_password):
-        auth.delete_user(username)
-        admin.delete_experiment(experiment_id)
-    if is_admin:
-        return Feedback(INCORRECT, "Not quite: an admin may do anything anywhere; grant a permission on this "
-                                   "one experiment instead.")
-    if not tagged:
-        return Feedback(INCORRECT, f"Not quite: with {permission} the reviewer's tag still gets 403. "
-                                   f"Hint: {EXERCISES['08.grant'].hint}")
-    if permission == "MANAGE":
-        return Feedback(INCORRECT, "Not quite: it works, but MANAGE also lets him delete the experiment and "
-                                   "change who may do what; EDIT is enough.")
-    return Feedback(CORRECT, "Correct!")
-
-
 def check(exercise_id: str, answer: Any, expected: Any = None, **context: Any) -> Feedback:
     """Check a learner's answer and say what to do next; never raises on a wrong answer.
 
     Args:
-        exercise_id: Key in :data:`EXERCISES`, e.g. ``"02.kept_share"``.
+        exercise_id: Key in :data:`EXERCISES`, e.g. ``"01.maturity"``.
         answer: The learner's answer (a function, for a coding exercise); ``None`` or the notebook's
             stub means not attempted yet.
         expected: The right answer when it depends on the data the notebook loaded.
@@ -322,7 +269,7 @@ def check(exercise_id: str, answer: Any, expected: Any = None, **context: Any) -
             return exercise.verify(answer, **context)
         except Exception as error:  # noqa: BLE001 - a check never raises; the reason is shown instead
             return Feedback(INCORRECT, f"Could not run the check ({type(error).__name__}: {error}); "
-                                       "is the team server still running?")
+                                       "did every cell above it run?")
     right = exercise.expected if expected is None else expected
     if right is None:
         raise ValueError(f"exercise {exercise_id!r} has no fixed answer; pass expected= computed from the data")

@@ -212,13 +212,26 @@ def read_month(color: str, year: int, month: int) -> pd.DataFrame:
 
 # --- Zones ---------------------------------------------------------------------------------------
 
-def fetch_zones() -> pd.DataFrame:
+@dataclass(frozen=True)
+class ZoneLookup:
+    """The zone table and which file backs it, as ``MonthData`` says for a month."""
+
+    table: pd.DataFrame
+    source: str  # "real" or "twin"
+    message: str
+
+
+def fetch_zones() -> ZoneLookup:
     """The TLC zone lookup (cached, downloaded, or the offline table of ``make_zones``).
 
     Returns:
-        265 rows with ``ZONE_COLUMNS``; labels such as ``"N/A"`` stay strings, not NaN.
+        A ``ZoneLookup`` whose ``table`` has 265 rows with ``ZONE_COLUMNS`` (labels such as
+        ``"N/A"`` stay strings, not NaN) and whose ``message`` says, on the twin, that most names
+        and boroughs are generated.
     """
-    path, _, message = _fetch("taxi_zone_lookup.csv", config.tlc_zones_url(), "taxi zones", ZONE_COLUMNS,
-                              lambda p: make_zones().to_csv(p, index=False))
+    path, source, message = _fetch("taxi_zone_lookup.csv", config.tlc_zones_url(), "taxi zones", ZONE_COLUMNS,
+                                   lambda p: make_zones().to_csv(p, index=False))
+    if source == "twin":
+        message += '; apart from a few well-known zones, the names ("Zone <id>") and boroughs are generated'
     logger.info(message)
-    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    return ZoneLookup(pd.read_csv(path, keep_default_na=False, na_values=[""]), source, message)

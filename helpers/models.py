@@ -2,7 +2,7 @@
 
 Batch scoring, the web service and the stream all accept a ``MODEL_URI``: a registry URI
 (``models:/nyc-taxi-duration@champion`` or ``models:/nyc-taxi-duration/3``), a run's model
-(``runs:/<id>/model``), or a pickled pipeline file such as chapter 02's ``models/lin_reg.bin``.
+(``runs:/<id>/model``), or a pickled pipeline file such as chapter 02's ``models/pipeline.bin``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ replaces keeps the alias ``previous-champion`` so one call rolls back.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import mlflow
@@ -19,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.base import clone
 from sklearn.linear_model import LinearRegression, Ridge
 
-from helpers import data, features
+from helpers import boosting, data, features
 from helpers.tlc import trip_filename
 from helpers.tracking import EXPERIMENT_NAME, MODEL_URI_TAG, VALIDATION_TAG, model_input, train_and_log, use_experiment
 from helpers.training import rmse
@@ -32,6 +31,8 @@ TEST_MONTH = ("green", 2021, 3)
 # Chapters 03-05 validate on February 2021; candidates are compared on it.
 VALIDATION_DATA = trip_filename("green", 2021, 2)
 PROVISIONED_MODELS = (LinearRegression(), Ridge(alpha=1.0))
+# The hyperparameters that tell the course's models apart, for :func:`lineage`.
+KEY_PARAMS = ("estimator", "alpha", "fit_intercept", "n_estimators", *boosting.SEARCH_SPACE)
 
 
 def champion_uri(name: str = MODEL_NAME) -> str:
@@ -171,18 +172,22 @@ def rollback(name: str = MODEL_NAME) -> ModelVersion:
     return client.get_model_version(name, previous.version)
 
 
-def lineage(version: ModelVersion) -> dict[str, object]:
-    """From a registered version back to what made it: run, parameters, data and code."""
+def lineage(version: ModelVersion, params: tuple[str, ...] = KEY_PARAMS) -> dict[str, object]:
+    """From a registered version back to what made it: run, logged model, key parameters, data and code.
+
+    Args:
+        version: The registered version to trace.
+        params: The parameters to show, those a run has; a run logs every constructor argument
+            of its estimator (dozens for XGBoost), and a reader compares only a few.
+    """
     run = MlflowClient().get_run(version.run_id)
     return {
-        "model": f"{version.name} v{version.version}",
-        "run_id": run.info.run_id,
-        "run_name": run.info.run_name,
-        "val_rmse": run.data.metrics.get("rmse"),
-        "params": dict(run.data.params),
-        "datasets": [
-            f"{item.dataset.name} ({_context(item)}) from {item.dataset.source}" for item in run.inputs.dataset_inputs
-        ],
+        "version": f"{version.name} v{version.version}",
+        "run": f"{run.info.run_name} ({run.info.run_id})",
+        "model": version.source,
+        "params": {key: run.data.params[key] for key in params if key in run.data.params},
+        "val_rmse": round(run.data.metrics["rmse"], 3) if "rmse" in run.data.metrics else None,
+        "data": {_context(item): item.dataset.name for item in run.inputs.dataset_inputs},
         "data_source": run.data.tags.get("data_source"),
         "git_commit": run.data.tags.get("git_commit"),
     }
@@ -190,14 +195,6 @@ def lineage(version: ModelVersion) -> dict[str, object]:
 
 def _context(dataset_input) -> str:
     return next((tag.value for tag in dataset_input.tags if tag.key == "mlflow.data.context"), "?")
-
-
-def legacy_stage_transition(version: str | int, stage: str = "Staging", name: str = MODEL_NAME) -> str:
-    """Call the deprecated ``transition_model_version_stage`` once and return its warning text."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        MlflowClient().transition_model_version_stage(name, str(version), stage)
-    return next((str(w.message) for w in caught if issubclass(w.category, FutureWarning | DeprecationWarning)), "")
 
 
 def ensure_candidates(count: int = 2) -> list[Run]:

@@ -11,7 +11,7 @@ way the result is a new registered version with the ``challenger`` alias, which
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from helpers import config, mage, pipelines, registry
 
@@ -24,13 +24,16 @@ class RetrainingFailedError(RuntimeError):
 
 @dataclass(frozen=True)
 class Retrained:
-    """What a retraining produced, and how it ran (``"mage"`` or ``"helpers"``)."""
+    """What a retraining produced, and how it ran (``"mage"`` or ``"helpers"``); a Mage run also
+    leaves its id and each block's status, so the caller can show the run the orchestrator recorded."""
 
     version: str
     via: str
     train_month: str
     validation_month: str
     detail: str
+    run_id: int | None = None
+    blocks: dict[str, str] = field(default_factory=dict)
 
 
 def retrain(train_month: str, validation_month: str | None = None, *, color: str = "green",
@@ -61,7 +64,8 @@ def retrain(train_month: str, validation_month: str | None = None, *, color: str
         if run["status"] != "completed":
             raise RetrainingFailedError(f"Mage retraining run {run_id} {run['status']}: {client.block_statuses(run_id)}")
         version = registry.version_by_alias(registry.CHALLENGER)
-        return Retrained(str(version.version), "mage", **months, detail=f"Mage run {run_id} at {client.url}")
+        return Retrained(str(version.version), "mage", **months, detail=f"Mage run {run_id} at {client.url}",
+                         run_id=run_id, blocks=client.block_statuses(run_id))
     registered = pipelines.retrain(settings)
     return Retrained(registered["version"], "helpers", **months,
                      detail=f"{registered['model']}, validation RMSE {registered['rmse']:.3f}")

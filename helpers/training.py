@@ -97,8 +97,11 @@ def compare_linear_models(
 
 
 def default_model_path() -> Path:
-    """``<models dir>/lin_reg.bin``, where the course keeps its first model."""
-    return config.models_dir() / "lin_reg.bin"
+    """``<models dir>/pipeline.bin``, where the course keeps its first pipeline.
+
+    Not ``lin_reg.bin``: chapter 02 writes that one by hand, holding the bare ``(dv, lr)`` pair.
+    """
+    return config.models_dir() / "pipeline.bin"
 
 
 def save_model(pipeline: Pipeline, path: str | Path | None = None) -> Path:

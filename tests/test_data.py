@@ -148,15 +148,24 @@ def test_fetch_month_404_is_an_error_not_a_twin(workbook_env: Path, monkeypatch:
 
 def test_offline_zones(workbook_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKBOOK_OFFLINE", "1")
-    zones = data.fetch_zones()
+    lookup = data.fetch_zones()
+    zones = lookup.table
     assert list(zones.columns) == tlc.ZONE_COLUMNS
     assert zones["LocationID"].tolist() == list(range(1, 266))
     assert zones.set_index("LocationID").loc[132, "Zone"] == "JFK Airport"
     assert (workbook_env / "twin" / f"v{twin.TWIN_VERSION}" / "taxi_zone_lookup.csv").exists()
 
 
+def test_offline_zones_say_their_names_are_generated(workbook_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKBOOK_OFFLINE", "1")
+    lookup = data.fetch_zones()
+    assert lookup.source == "twin"
+    assert "generated" in lookup.message and (lookup.table["Zone"] == "Zone 63").any()
+
+
 def test_zones_download(workbook_env: Path, monkeypatch: pytest.MonkeyPatch, tlc_server: FakeTLC) -> None:
     monkeypatch.setenv("WORKBOOK_ZONES_URL", tlc_server.url + "/misc/taxi_zone_lookup.csv")
     tlc_server.routes["/misc/taxi_zone_lookup.csv"] = [Reply(body=twin.make_zones().to_csv(index=False).encode())]
-    zones = data.fetch_zones()
-    assert len(zones) == 265 and (workbook_env / "taxi_zone_lookup.csv").exists()
+    lookup = data.fetch_zones()
+    assert len(lookup.table) == 265 and (workbook_env / "taxi_zone_lookup.csv").exists()
+    assert lookup.source == "real" and "generated" not in lookup.message

@@ -165,7 +165,8 @@ def test_deploying_a_better_challenger_moves_the_champion_and_the_service_follow
     import requests
 
     before = requests.get(f"{service.url}/health", timeout=5).json()["model_version"]
-    mage.run_pipeline("xgboost_training").raise_for_status()
+    # Five trials, so the boosted model reliably beats the linear champion even in quick mode.
+    mage.run_pipeline("xgboost_training", {"max_evals": 5}).raise_for_status()
     mage.run_pipeline("deploying", {"service_url": service.url}).raise_for_status()
     decision = mage.block_output("deploying", "promote_challenger")
     assert decision["promoted"], decision["reason"]
@@ -257,6 +258,7 @@ def test_monitoring_retrains_through_mage_when_it_runs(server):
     land_month(2021, 6)
     retrained = retraining.retrain("2021-05", mage_url=server.url)
     assert (retrained.via, retrained.validation_month) == ("mage", "2021-06")
+    assert set(retrained.blocks.values()) == {"completed"} and "register_challenger" in retrained.blocks
     assert str(registry.version_by_alias(registry.CHALLENGER).version) == retrained.version
 
 

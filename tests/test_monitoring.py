@@ -314,3 +314,31 @@ def test_a_scored_batch_is_ready_to_monitor(store):
     current = monitoring.scored_batch("green", "2021-03", registry.champion_uri())
     assert len(current) == 83_827
     assert set(monitoring.MONITORED_COLUMNS) <= set(current.columns)
+
+
+# --- chapter 07's report by hand -----------------------------------------------------------------
+
+def _tied_tails(df: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    # Clipped at the reference's 0.5-99.5% range, every tail is a tie, so batch_metrics' own
+    # clipping to the 0.1-99.9% range changes nothing and only the reports are compared.
+    numeric = [*monitoring.NUMERICAL_COLUMNS, monitoring.PREDICTION]
+    low, high = reference[numeric].quantile(0.005), reference[numeric].quantile(0.995)
+    return df.assign(**{column: df[column].clip(low[column], high[column]) for column in numeric})
+
+
+def test_the_chapters_report_by_hand_gives_batch_metrics_numbers(reference: pd.DataFrame) -> None:
+    import nbformat
+
+    shifted = monitored_frame(2_000, seed=5)
+    shifted = shifted.assign(trip_distance=shifted.trip_distance * 1.5, predicted_duration=shifted.predicted_duration + 3)
+    current, tied_reference = _tied_tails(shifted, reference), _tied_tails(reference, reference)
+    notebook = nbformat.read(config.REPO_ROOT / "notebooks" / "07_monitoring.ipynb", as_version=4)
+    namespace = {"current": current, "reference": tied_reference}
+    for cell in notebook.cells:
+        if "evidently-by-hand" in cell.metadata.get("tags", []):
+            exec(cell.source, namespace)  # noqa: S102 - the chapter's own cells, as committed
+    helper = monitoring.batch_metrics(current, tied_reference, "green/2021-03")
+    assert helper.drifted_columns > 0
+    assert namespace["by_hand"] == pytest.approx({"prediction_drift": helper.prediction_drift,
+                                                  "drifted_columns": helper.drifted_columns,
+                                                  "missing_share": helper.missing_share})

@@ -112,18 +112,51 @@ def test_chapter_01_uses_the_twin_offline_with_the_real_row_count(executed):
     assert executed["01"].key_result == "green 2021-01: 76,518 trips (twin data)"
 
 
+@chapter("01")
+def test_chapter_01_says_the_offline_zone_names_are_generated(executed):
+    assert 'the names ("Zone <id>") and boroughs are generated' in _stream_text(executed["01"].output_path)
+
+
 @chapter("02")
 def test_chapter_02_validation_rmse_is_in_the_real_data_region(executed):
     assert 6.0 <= _number(r"validation RMSE (\d+\.\d+) min", executed["02"].key_result) <= 10.0
 
 
 @chapter("02")
-def test_chapter_02_saves_a_model_that_loads(executed, stores, monkeypatch):
+def test_chapter_02_hand_written_fit_and_train_pipeline_agree(executed):
+    text = _stream_text(executed["02"].output_path)
+    by_hand = _number(r"validation RMSE: (\d+\.\d+) min\n", text)
+    helper, shown_by_hand = (float(x) for x in re.search(
+        r"validation RMSE: (\d+\.\d+) min \(by hand: (\d+\.\d+) min\)", text).groups())
+    assert helper == by_hand == shown_by_hand
+
+
+@chapter("02")
+def test_chapter_02_lasso_keeps_almost_no_coefficients(executed):
+    kept, total = (int(x.replace(",", "")) for x in re.search(
+        r"Lasso\(alpha=0.01\) keeps ([\d,]+) of ([\d,]+) coefficients", _stream_text(executed["02"].output_path)).groups())
+    assert total > 1_000 and kept < total / 100
+
+
+@chapter("02")
+def test_chapter_02_saves_the_hand_written_pair_and_the_pipeline(executed, stores, monkeypatch):
+    import pickle
+
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.linear_model import LinearRegression
+
+    from helpers.features import to_dicts
     from helpers.training import load_model, predict
 
+    assert executed["02"].ok
     monkeypatch.setenv("WORKBOOK_MODELS_DIR", str(stores["02"] / "models"))
-    model = load_model(config.models_dir() / "lin_reg.bin")
-    assert 1 <= predict(model, [{"PULocationID": 74, "DOLocationID": 75, "trip_distance": 2.5}])[0] <= 60
+    with (config.models_dir() / "lin_reg.bin").open("rb") as f_in:
+        dv, lr = pickle.load(f_in)
+    assert isinstance(dv, DictVectorizer) and isinstance(lr, LinearRegression)
+    ride = {"PULocationID": 74, "DOLocationID": 75, "trip_distance": 2.5}
+    pipeline = load_model(config.models_dir() / "pipeline.bin")
+    assert 1 <= predict(pipeline, [ride])[0] <= 60
+    assert predict(pipeline, [ride])[0] == pytest.approx(lr.predict(dv.transform(to_dicts([ride])))[0])
 
 
 @chapter("03")
@@ -183,12 +216,25 @@ def test_rerunning_chapter_04_adds_no_versions_and_keeps_its_champion(executed, 
     chapter_store("04")
     before = MlflowClient().search_model_versions(f"name = '{registry.MODEL_NAME}'")
     champion = registry.version_by_alias(registry.CHAMPION).version
+    # A learner who stopped between the tour's delete and restore left its name taken by a deleted experiment.
+    MlflowClient().delete_experiment(MlflowClient().get_experiment_by_name("client-tour").experiment_id)
     again = run_chapter(CHAPTERS[[p.stem[:2] for p in CHAPTERS].index("04")], stores["04"] / "again")
     assert again.ok, again.error
     after = MlflowClient().search_model_versions(f"name = '{registry.MODEL_NAME}'")
     assert sorted(v.version for v in after) == sorted(v.version for v in before)
     assert registry.version_by_alias(registry.CHAMPION).version == champion
     assert [e.name for e in MlflowClient().search_experiments()].count("nyc-taxi-experiment") == 1
+    assert MlflowClient().get_experiment_by_name("client-tour").lifecycle_stage == "active"
+    assert len(MlflowClient().search_model_versions(f"name = '{registry.MODEL_NAME}-tour'")) == 2
+
+
+@chapter("04")
+def test_chapter_04_shows_the_stage_calls_deprecation_and_keeps_the_tour_out_of_the_candidates(executed, chapter_store):
+    assert "transition_model_version_stage`` is deprecated" in executed["04"].output_path.read_text()
+    chapter_store("04")
+    tour = MlflowClient().get_experiment_by_name("client-tour")
+    assert MlflowClient().search_runs([tour.experiment_id])
+    assert all(run.info.experiment_id != tour.experiment_id for run in registry.candidate_runs(top=100))
 
 
 @chapter("05")
@@ -196,11 +242,12 @@ def test_chapter_05_runs_the_pipelines_and_the_server_end_to_end(executed, chapt
     text = executed["05"].key_result
     assert "73,711 train / 61,936 validation rides" in text
     assert 6.0 <= _number(r"RMSE (\d+\.\d+)", text) <= 10.0
+    assert 0 < _number(r"xgboost_training: RMSE (\d+\.\d+)", text) < 15.0
     assert "inference run completed" in text
     assert "failed run alerted: Failed to run Mage pipeline batch_inference" in text
     chapter_store("05")
     assert registry.version_by_alias(registry.CHAMPION) is not None
-    assert {"mage-LinearRegression", "mage-Ridge"} <= set(tracking.runs_frame()["tags.mlflow.runName"])
+    assert {"mage-LinearRegression", "mage-Ridge", "xgboost-best"} <= set(tracking.runs_frame()["tags.mlflow.runName"])
 
 
 @chapter("06")
@@ -262,8 +309,8 @@ def test_exercises_start_not_attempted(executed, number):
         for cell in notebook.cells if cell.cell_type == "code" and "check(" in cell.source
         for output in cell.outputs
     ]
-    # An exercise still to be written stands as a `<!-- exercise NN.name -->` cell.
-    pending = [cell for cell in notebook.cells if cell.cell_type == "markdown"
-               and cell.source.strip().startswith("<!-- exercise ")]
-    assert len(feedback) + len(pending) >= 2
+    # A `<!-- exercise NN.name -->` markdown cell stands for an exercise whose cells are yet to be written.
+    placeholders = [cell for cell in notebook.cells
+                    if cell.cell_type == "markdown" and cell.source.startswith("<!-- exercise ")]
+    assert len(feedback) + len(placeholders) >= 2
     assert all("Not attempted yet" in text for text in feedback)

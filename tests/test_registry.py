@@ -106,21 +106,23 @@ def test_rollback_restores_the_previous_champion(runs, months):
         registry.rollback("rollback")
 
 
-def test_lineage_leads_back_to_run_params_data_and_code(runs):
+def test_lineage_leads_back_to_run_model_data_and_code(runs):
     good, _ = runs
     (version,) = _register("lineage", good)
     trace = registry.lineage(MlflowClient().get_model_version("lineage", version))
-    assert trace["run_id"] == good.info.run_id
-    assert trace["params"]["estimator"] == "LinearRegression"
-    assert any("training" in item and "jan.parquet" in item for item in trace["datasets"])
+    assert trace["version"] == f"lineage v{version}"
+    assert good.info.run_id in trace["run"]
+    assert trace["model"] == good.data.tags[tracking.MODEL_URI_TAG]
+    assert trace["data"] == {"training": "jan", "validation": "feb"}
     assert trace["git_commit"] and trace["data_source"] == "twin"
 
 
-def test_the_legacy_stage_call_still_works_and_warns(runs):
-    (version,) = _register("legacy", runs[0])
-    message = registry.legacy_stage_transition(version, "Staging", "legacy")
-    assert "deprecated" in message.lower()
-    assert MlflowClient().get_model_version("legacy", version).current_stage == "Staging"
+def test_lineage_shows_only_the_parameters_that_tell_models_apart(runs):
+    good, _ = runs
+    (version,) = _register("lineage-params", good)
+    trace = registry.lineage(MlflowClient().get_model_version("lineage-params", version))
+    assert trace["params"] == {"estimator": "LinearRegression", "fit_intercept": "True"}
+    assert len(good.data.params) > len(trace["params"])
 
 
 def test_a_champion_loads_by_alias_uri(runs, months):
