@@ -22,7 +22,7 @@ from test_serving import BAD_REQUESTS, RIDE
 from helpers import config, registry, tracking
 from helpers.models import DEFAULT_MODEL_URI
 from helpers.processes import group_alive
-from helpers.service_process import ServiceProcess, gunicorn_args, start_service
+from helpers.service_process import ServiceProcess, gunicorn_args, start_command, start_service
 from helpers.training import save_model, train_pipeline
 
 START_TIMEOUT = 180  # generous: CI machines are slow and the venv may hold no bytecode cache
@@ -195,3 +195,11 @@ def test_the_image_installs_every_pin_a_model_records():
     for pin in pip_requirements():
         name, version = pin.split("==")
         assert pipfile.get(name) == f"=={version}", f"{pin} is not what the image's Pipfile installs"
+
+
+# --- apps a chapter writes, started as a learner would in a terminal ----------------------------
+
+def test_a_command_that_exits_fails_with_the_tail_of_its_log():
+    with pytest.raises(RuntimeError, match="exited with code 1") as failure:
+        start_command(["python", "-c", "raise SystemExit('no app in this folder')"], port=0, timeout=START_TIMEOUT)
+    assert "no app in this folder" in str(failure.value)
