@@ -10,7 +10,6 @@ CASES = {
     "04.alias": dict(right="Champion", wrong="challenger", expected=None),
     "05.failed_block": dict(right="score_month", wrong="batch_inference", expected="score_month"),
     "05.waiting_block": dict(right="sensor", wrong="trigger", expected=None),
-    "06.bad_status": dict(right=422, wrong=500, expected=422),
     "06.mode": dict(right="batch", wrong="streaming", expected=None),
     "07.drifted_share": dict(right=0.57, wrong=57, expected=0.57),
     "07.fires_at_threshold": dict(right=True, wrong=False, expected=None),
