@@ -174,14 +174,25 @@ EXERCISES: dict[str, Exercise] = {
             (lambda a: str(a).strip() == "2024-06", "June has only just begun: its file is neither complete nor published."),
         ),
     ),
-    "06.bad_status": Exercise(
-        question="What HTTP status code does the service answer to a ride with a negative distance?",
-        hint="Look at bad.status_code: a 4xx means the client sent something wrong.",
-        solution="answer = bad.status_code",
-        hints=(
-            (_between(500, 599), "A 5xx would be the server's fault; a bad ride is the client's."),
-            (lambda a: _number(a) == 200, "The service refuses the ride; 200 would mean it predicted."),
-        ),
+    "06.predict_route": Exercise(
+        question="Write create_app(model): a Flask app whose POST /predict answers {\"duration\": <minutes>} "
+                 "for a ride from model.predict, and a 4xx with {\"error\": ...}, without asking the model, "
+                 "when trip_distance is missing or negative.",
+        hint="@app.route('/predict', methods=['POST']); read request.get_json(); if the distance is missing "
+             "or below 0, return jsonify(error=...), 422; else return jsonify(duration=float(model.predict(...)[0])).",
+        solution='def create_app(model):\n'
+                 '    app = Flask("duration-prediction")\n'
+                 '\n'
+                 '    @app.route("/predict", methods=["POST"])\n'
+                 '    def predict():\n'
+                 '        ride = request.get_json()\n'
+                 '        distance = ride.get("trip_distance")\n'
+                 '        if not isinstance(distance, int | float) or distance < 0:\n'
+                 '            return jsonify(error=f"trip_distance must be a number >= 0, got {distance!r}"), 422\n'
+                 '        return jsonify(duration=float(model.predict(pd.DataFrame([ride]))[0]))\n'
+                 '\n'
+                 '    return app',
+        verify=code_checks.verify_predict_route,
     ),
     "06.mode": Exercise(
         question="Scoring every trip of last month overnight for a report: batch, online or streaming?",

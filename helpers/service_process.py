@@ -3,6 +3,8 @@
 ``start_service`` launches gunicorn with the same command line as the Dockerfile's ``CMD``
 (:func:`gunicorn_args`), waits until ``/ping`` answers and returns a handle that stops the whole
 process group; ``python -m helpers.service_process`` (``make serve``) runs it in the foreground.
+``start_command`` does the same for an app a chapter wrote itself (``python ping.py``, ``gunicorn
+predict:app``), started as a learner would type it in a terminal.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
+
+import requests
 
 from helpers import config, environment, models
 from helpers.processes import LoopbackServer, claimed_port, ensure_ready, http_answers, start_in_group
@@ -103,6 +108,64 @@ def start_service(
                      label="The web service", what=f"{service.url}/ping", timeout=timeout, poll=_POLL_SECONDS)
     logger.info("Web service ready at %s (log: %s)", service.url, log_path)
     return service
+
+
+@dataclass
+class CommandProcess(LoopbackServer):
+    """A web app started by :func:`start_command`: the leader of its own process group."""
+
+    # Ctrl-C, as in a terminal: Flask's development server and gunicorn both stop at once.
+    stop_signal: ClassVar[signal.Signals] = signal.SIGINT
+
+    def log(self) -> str:
+        """What the app printed so far (its banner, the requests it answered)."""
+        return self.log_path.read_text(errors="replace")
+
+
+def _in_this_environment(program: str) -> str:
+    """``python`` as this interpreter and ``gunicorn`` as the one beside it: the ``.venv``'s, not the system's."""
+    if program == "python":
+        return sys.executable
+    beside = Path(sys.executable).parent / program
+    return str(beside) if beside.exists() else program
+
+
+def _answers_http(url: str) -> bool:
+    # Any answer counts, a 404 too: the app has started and loaded what it loads at import.
+    try:
+        requests.get(url, timeout=2)
+    except requests.RequestException:
+        return False
+    return True
+
+
+def start_command(args: Sequence[str], cwd: Path | None = None, port: int = DEFAULT_PORT,
+                  timeout: float = 60) -> CommandProcess:
+    """Run a command that serves HTTP on 127.0.0.1 in the background and wait until it answers.
+
+    Args:
+        args: The command as typed in a terminal, e.g. ``["python", "ping.py"]``; ``python`` and
+            ``gunicorn`` are this environment's. ``{port}`` in an argument becomes the chosen port,
+            which the process also finds in the ``PORT`` variable.
+        cwd: Working directory; None keeps this one's.
+        port: Port to listen on; a busy port (or 0) is replaced by a free one, as tests run in parallel.
+        timeout: Seconds to wait for an HTTP answer before giving up.
+
+    Returns:
+        The running app; ``stop()`` stops its whole process group, ``log()`` shows what it printed.
+
+    Raises:
+        RuntimeError: the command exited or did not answer in time; the message quotes its log.
+    """
+    host = "127.0.0.1"
+    with claimed_port(host, port) as chosen:
+        command = [_in_this_environment(args[0]), *(arg.replace("{port}", str(chosen)) for arg in args[1:])]
+        log_path = config.build_dir() / f"{Path(args[0]).name}-{chosen}.log"
+        process = start_in_group(command, {**os.environ, "PORT": str(chosen)}, log_path, cwd=cwd)
+        app = CommandProcess(process=process, log_path=log_path, port=chosen)
+        ensure_ready(app, command, lambda: _answers_http(app.url), label=f"`{' '.join(args)}`", what=app.url,
+                     timeout=timeout, poll=_POLL_SECONDS)
+    return app
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -275,3 +275,84 @@ def test_a_rule_with_evidentlys_strict_comparison_gets_the_threshold_hint():
 def test_a_rule_that_compares_none_gets_the_no_value_hint():
     feedback = check("07.rule_fires", lambda value, threshold: value >= threshold)
     assert feedback.status == INCORRECT and "None" in feedback.message
+
+
+# --- 06 ------------------------------------------------------------------------------------------
+
+def solved_route():
+    """``create_app`` from the solution a learner is shown, with the names chapter 06 imported for it."""
+    import pandas as pd
+    from flask import Flask, jsonify, request
+
+    namespace = {"Flask": Flask, "jsonify": jsonify, "request": request, "pd": pd}
+    exec(solution("06.predict_route"), namespace)  # noqa: S102
+    return namespace["create_app"]
+
+
+def route_app(route_body):
+    """``create_app(model)`` whose POST /predict runs ``route_body(model, ride)``."""
+    import pandas as pd
+    from flask import Flask, jsonify, request
+
+    def create_app(model):
+        app = Flask("learner")
+
+        @app.route("/predict", methods=["POST"])
+        def predict():
+            return route_body(model, request.get_json(), jsonify, pd)
+
+        return app
+
+    return create_app
+
+
+def test_the_route_check_accepts_its_solution():
+    assert check("06.predict_route", solved_route()).status == CORRECT
+
+
+def test_the_route_stub_is_not_attempted():
+    from helpers.checks import NOT_ATTEMPTED
+
+    def create_app(model):
+        ...  # your code here
+
+    assert check("06.predict_route", create_app).status == NOT_ATTEMPTED
+
+
+def test_a_route_without_validation_gets_the_check_first_hint():
+    def no_checks(model, ride, jsonify, pd):
+        return jsonify(duration=float(model.predict(pd.DataFrame([ride]))[0]))
+
+    feedback = check("06.predict_route", route_app(no_checks))
+    assert feedback.status == INCORRECT and "a negative trip_distance got 200" in feedback.message
+
+
+def test_a_route_that_checks_only_the_sign_gets_the_500_hint():
+    def sign_only(model, ride, jsonify, pd):
+        if ride["trip_distance"] < 0:
+            return jsonify(error="negative"), 422
+        return jsonify(duration=float(model.predict(pd.DataFrame([ride]))[0]))
+
+    feedback = check("06.predict_route", route_app(sign_only))
+    assert feedback.status == INCORRECT
+    assert "no trip_distance made your route raise KeyError" in feedback.message and "500" in feedback.message
+
+
+def test_a_get_only_route_gets_the_methods_hint():
+    from flask import Flask
+
+    def create_app(model):
+        app = Flask("learner")
+        app.add_url_rule("/predict", "predict", lambda: "?")
+        return app
+
+    feedback = check("06.predict_route", create_app)
+    assert feedback.status == INCORRECT and "methods=['POST']" in feedback.message
+
+
+def test_a_route_that_raises_gets_its_error_not_a_traceback():
+    def broken(model, ride, jsonify, pd):
+        raise ZeroDivisionError("oops")
+
+    feedback = check("06.predict_route", route_app(broken))
+    assert feedback.status == INCORRECT and "ZeroDivisionError: oops" in feedback.message

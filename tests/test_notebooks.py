@@ -255,7 +255,34 @@ def test_chapter_06_scores_serves_and_streams(executed):
     text = executed["06"].key_result
     assert _number(r"batch: (\d+) rides", text.replace(",", "")) > 60_000
     assert 1 <= _number(r"service: (\d+\.\d+) min", text) <= 120
+    assert "as helpers.serving: True" in text
     assert _number(r"stream: (\d+) events", text) == 3
+    assert "lambda as helpers.streaming: True" in text
+
+
+def _code_outputs(path) -> list[tuple[str, str]]:
+    """Each code cell's source with the text of its outputs."""
+    notebook = nbformat.read(path, as_version=4)
+    return [(cell.source, "".join(output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
+                                  for output in cell.outputs))
+            for cell in notebook.cells if cell.cell_type == "code"]
+
+
+@chapter("06")
+def test_chapter_06_writes_its_flask_apps_and_lambda_and_runs_them(executed):
+    cells = _code_outputs(executed["06"].output_path)
+
+    def output_of(*needles: str) -> str:
+        return next(text for source, text in cells if all(needle in source for needle in needles))
+
+    written = {"ping.py": ("Flask(", "@app.route"), "predict.py": ("mlflow.pyfunc.load_model", "def prepare_features"),
+               "lambda_function.py": ("base64.b64decode", "def lambda_handler")}
+    for name, needles in written.items():
+        assert re.match(r"(Writing|Overwriting) .*" + name, output_of(f"%%writefile {{work}}/{name}", *needles))
+    assert output_of('start_command(["python", "ping.py"]') == "'PONG'"
+    assert output_of('"gunicorn"', "predict:app").startswith("(200, {'duration': ")
+    assert "'ride_id': 256" in output_of("base64.b64decode(data)")
+    assert "'ride_duration'" in output_of("%run {work}/lambda_function.py")
 
 
 @chapter("07")

@@ -16,13 +16,15 @@ from pathlib import Path
 import pytest
 import requests
 from mlflow.tracking import MlflowClient
+from chapter_files import write_chapter_file
 from sklearn.linear_model import LinearRegression
 from test_serving import BAD_REQUESTS, RIDE
 
 from helpers import config, registry, tracking
+from tests.conftest import registered_champion
 from helpers.models import DEFAULT_MODEL_URI
 from helpers.processes import group_alive
-from helpers.service_process import ServiceProcess, gunicorn_args, start_service
+from helpers.service_process import ServiceProcess, gunicorn_args, start_command, start_service
 from helpers.training import save_model, train_pipeline
 
 START_TIMEOUT = 180  # generous: CI machines are slow and the venv may hold no bytecode cache
@@ -195,3 +197,39 @@ def test_the_image_installs_every_pin_a_model_records():
     for pin in pip_requirements():
         name, version = pin.split("==")
         assert pipfile.get(name) == f"=={version}", f"{pin} is not what the image's Pipfile installs"
+
+
+# --- the apps chapter 06 writes, started as a learner would in a terminal --------------------------
+
+ZOOMCAMP_RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
+
+
+def test_the_chapters_ping_py_starts_on_a_free_port_and_stops_with_its_group(tmp_path, busy_port):
+    write_chapter_file("06", "ping.py", tmp_path)
+
+    with start_command(["python", "ping.py"], cwd=tmp_path, port=busy_port, timeout=START_TIMEOUT) as ping:
+        assert ping.port != busy_port
+        assert requests.get(f"{ping.url}/ping", timeout=10).text == "PONG"
+    assert not group_alive(ping.process.pid)
+    assert "Serving Flask app 'ping'" in ping.log()
+
+
+def test_a_command_that_exits_fails_with_the_tail_of_its_log():
+    with pytest.raises(RuntimeError, match="exited with code 1") as failure:
+        start_command(["python", "-c", "raise SystemExit('no app in this folder')"], port=0, timeout=START_TIMEOUT)
+    assert "no app in this folder" in str(failure.value)
+
+
+def test_the_chapters_predict_py_and_the_course_service_give_the_same_answers(store, months, tmp_path):
+    version = registered_champion(registry.MODEL_NAME, months)
+    write_chapter_file("06", "predict.py", tmp_path)
+    rides = [ZOOMCAMP_RIDE, RIDE, {**RIDE, "trip_distance": 0}]
+
+    gunicorn = ["gunicorn", "--bind", "127.0.0.1:{port}", "--workers", "1", "--chdir", str(tmp_path), "predict:app"]
+    with start_command(gunicorn, port=0, timeout=START_TIMEOUT) as written:
+        by_hand = [requests.post(f"{written.url}/predict", json=ride, timeout=10).json() for ride in rides]
+    with start_service(DEFAULT_MODEL_URI, port=0, workers=1, timeout=START_TIMEOUT) as course:
+        hardened = [requests.post(f"{course.url}/predict", json=ride, timeout=10).json() for ride in rides]
+
+    assert {answer["model_version"] for answer in by_hand} == {version}
+    assert by_hand == [{**answer, "duration": pytest.approx(answer["duration"])} for answer in hardened]

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import base64
 import json
+import runpy
 
 import pytest
+from chapter_files import write_chapter_file
 from sklearn.linear_model import LinearRegression
 from synthetic import synthetic_month
 
-from helpers import models, streaming
+from helpers import models, registry, streaming
 from helpers.kinesis_local import start_kinesis
 from helpers.models import LoadedModel
 from helpers.processes import group_alive
 from helpers.streaming import MODEL_NAME, encode_ride, predict_events
 from helpers.training import save_model, train_pipeline
+from tests.conftest import registered_champion
 
 RIDE = {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66}
 
@@ -130,6 +133,21 @@ def test_outputs_keep_the_order_of_the_records(model):
         "0", 1, 2, "3", 4, 5, "6", 7, 8, "9"
     ]
     assert counting.calls == [6]
+
+
+def test_the_chapters_lambda_function_and_the_course_handler_give_the_same_output(store, months, tmp_path):
+    version = registered_champion(registry.MODEL_NAME, months)
+    rides = {256: {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}, 257: RIDE,
+             258: {**RIDE, "trip_distance": 0.4}}
+    event = {"Records": [record(encode_ride(ride, ride_id), str(ride_id)) for ride_id, ride in rides.items()]}
+    # As AWS does: import the module the chapter wrote (it loads the champion) and call its handler.
+    handler = runpy.run_path(str(write_chapter_file("06", "lambda_function.py", tmp_path)))["lambda_handler"]
+
+    by_hand = handler(event, None)
+    hardened = streaming.process_event(event, models.load(models.DEFAULT_MODEL_URI))
+
+    assert {output["version"] for output in by_hand["predictions"]} == {version}
+    assert by_hand == hardened
 
 
 @pytest.fixture
