@@ -151,14 +151,34 @@ def session(master: str | None = None, *, ui: bool = True, app_name: str = "help
         raise SparkUnavailable(problem)
     from pyspark.sql import SparkSession
 
-    # py4j logs every closed connection at INFO.
-    logging.getLogger("py4j").setLevel(logging.WARNING)
     active = SparkSession.getActiveSession()
     if active is not None:
         yield active
         return
+    spark = start(master, ui=ui, app_name=app_name)
+    try:
+        yield spark
+    finally:
+        stop(spark)
+
+
+def start(master: str | None = None, *, ui: bool = True, app_name: str = "helpers.batch") -> SparkSession:
+    """A Spark session that stays up until :func:`stop` (a notebook's, across cells); the running one if any.
+
+    Arguments as for :func:`session`.
+
+    Raises:
+        SparkUnavailable: pyspark or Java is missing.
+    """
+    problem = missing()
+    if problem:
+        raise SparkUnavailable(problem)
+    from pyspark.sql import SparkSession
+
+    # py4j logs every closed connection at INFO.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     # spark-submit (or a Spark kernel) started the JVM and told pyspark its port.
-    submitted = "PYSPARK_GATEWAY_PORT" in os.environ
+    submitted = _submitted()
     builder = SparkSession.builder.appName(app_name).config("spark.sql.session.timeZone", "UTC")
     if submitted:
         builder = builder.config("spark.master", master) if master else builder
@@ -182,12 +202,18 @@ def session(master: str | None = None, *, ui: bool = True, app_name: str = "help
         for name, value in previous.items():
             restore_env(name, value)
     logger.info("Spark %s, master %s, UI %s", spark.version, spark.sparkContext.master, spark.sparkContext.uiWebUrl)
-    try:
-        yield spark
-    finally:
-        spark.stop()
-        if not submitted:
-            _stop_jvm()
+    return spark
+
+
+def stop(spark: SparkSession) -> None:
+    """Stop ``spark`` and, unless spark-submit owns it, the JVM pyspark launched for it."""
+    spark.stop()
+    if not _submitted():
+        _stop_jvm()
+
+
+def _submitted() -> bool:
+    return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
 def restore_env(name: str, value: str | None) -> None:

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import mlflow
 import nbformat
 import numpy as np
+import psutil
 import pytest
 from hyperopt.pyll.stochastic import sample
 from mlflow.tracking import MlflowClient
@@ -283,6 +284,39 @@ def test_chapter_06_writes_its_flask_apps_and_lambda_and_runs_them(executed):
     assert output_of('"gunicorn"', "predict:app").startswith("(200, {'duration': ")
     assert "'ride_id': 256" in output_of("base64.b64decode(data)")
     assert "'ride_duration'" in output_of("%run {work}/lambda_function.py")
+
+
+def _jvms_under(folder: Path) -> list[psutil.Process]:
+    """The Java processes whose Spark scratch folder (SPARK_LOCAL_DIRS, set by helpers.spark_session) is under ``folder``."""
+    found = []
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] != "java":
+            continue
+        try:
+            scratch = process.environ().get("SPARK_LOCAL_DIRS", "")
+        except psutil.Error:  # ended meanwhile, or someone else's
+            continue
+        if scratch.startswith(str(folder)):
+            found.append(process)
+    return found
+
+
+@chapter("06")
+def test_chapter_06_scores_the_month_on_spark_as_pandas_does_and_leaves_no_jvm(executed, stores):
+    cells = _code_outputs(executed["06"].output_path)
+
+    def output_of(*needles: str) -> str:
+        return next(text for source, text in cells if all(needle in source for needle in needles))
+
+    assert "master local[*]" in output_of("spark_session.start(")
+    assert _number(r"largest gap to pandas' once both are sorted: (\S+) min", output_of("np.sort(")) < 1e-6
+    compared = output_of('merge(spark_rows, on="ride_id"')
+    rides = _number(r"of ([\d,]+) rides joined", compared.replace(",", ""))
+    assert rides > 60_000 and f"{rides:,.0f} of {rides:,.0f} rides joined on ride_id" in compared
+    assert _number(r"largest gap (\S+) min", compared) < 1e-6
+    assert "same columns and dtypes: True" in compared
+    assert output_of("engines_agree =").strip() == "pandas and Spark agree: True"
+    assert _jvms_under(stores["06"]) == [], "a Spark JVM outlived chapter 06's kernel"
 
 
 @chapter("07")
