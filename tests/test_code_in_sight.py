@@ -18,7 +18,7 @@ TAUGHT = {
            "pickle.dump", "pickle.load"],
     "03": ["mlflow.set_tracking_uri", "mlflow.set_experiment", "mlflow.start_run", "mlflow.log_param",
            "mlflow.log_params", "mlflow.log_metric", "mlflow.set_tag", "mlflow.log_artifact",
-           "mlflow.sklearn.log_model", "infer_signature", "mlflow.autolog", "fmin", "mlflow.search_runs"],
+           "mlflow.sklearn.log_model", "infer_signature", "mlflow.sklearn.autolog", "fmin", "mlflow.search_runs"],
     "04": [".create_experiment", ".create_run", ".log_param", ".log_metric", ".set_tag", ".log_artifact",
            ".set_terminated", ".get_run", ".get_experiment", ".delete_experiment", ".create_registered_model",
            ".create_model_version", ".transition_model_version_stage", ".set_registered_model_alias",
