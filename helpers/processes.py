@@ -232,16 +232,18 @@ class LoopbackServer(GroupProcess):
         return environment.forwarded_url(self.port)
 
 
-def http_answers(url: str, text: str | None = None) -> bool:
+def http_answers(url: str, text: str | None = None, *, any_status: bool = False) -> bool:
     """True when ``url`` answers a success status (with exactly ``text`` as body, when given).
 
-    A refused connection is ``False``, not an error: it is how a server that is still starting looks.
+    With ``any_status``, any HTTP answer counts (a 404 or 405 too): enough to know that an app whose
+    routes this caller does not know has started. A refused connection is ``False``, not an error:
+    it is how a server that is still starting looks.
     """
     try:
         response = requests.get(url, timeout=2)
     except requests.RequestException:
         return False
-    return response.ok and (text is None or response.text.strip() == text)
+    return (any_status or response.ok) and (text is None or response.text.strip() == text)
 
 
 def ensure_ready(

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-import requests
-
 from helpers import config, environment, models
 from helpers.processes import LoopbackServer, claimed_port, ensure_ready, http_answers, start_in_group
 
@@ -130,15 +128,6 @@ def _in_this_environment(program: str) -> str:
     return str(beside) if beside.exists() else program
 
 
-def _answers_http(url: str) -> bool:
-    # Any answer counts, a 404 too: the app has started and loaded what it loads at import.
-    try:
-        requests.get(url, timeout=2)
-    except requests.RequestException:
-        return False
-    return True
-
-
 def start_command(args: Sequence[str], cwd: Path | None = None, port: int = DEFAULT_PORT,
                   timeout: float = 60) -> CommandProcess:
     """Run a command that serves HTTP on 127.0.0.1 in the background and wait until it answers.
@@ -163,7 +152,7 @@ def start_command(args: Sequence[str], cwd: Path | None = None, port: int = DEFA
         log_path = config.build_dir() / f"{Path(args[0]).name}-{chosen}.log"
         process = start_in_group(command, {**os.environ, "PORT": str(chosen)}, log_path, cwd=cwd)
         app = CommandProcess(process=process, log_path=log_path, port=chosen)
-        ensure_ready(app, command, lambda: _answers_http(app.url), label=f"`{' '.join(args)}`", what=app.url,
+        ensure_ready(app, command, lambda: http_answers(app.url, any_status=True), label=f"`{' '.join(args)}`", what=app.url,
                      timeout=timeout, poll=_POLL_SECONDS)
     return app
 

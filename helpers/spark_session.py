@@ -146,9 +146,7 @@ def session(master: str | None = None, *, ui: bool = True, app_name: str = "help
     Raises:
         SparkUnavailable: pyspark or Java is missing.
     """
-    problem = missing()
-    if problem:
-        raise SparkUnavailable(problem)
+    _require_spark()
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
@@ -170,9 +168,7 @@ def start(master: str | None = None, *, ui: bool = True, app_name: str = "helper
     Raises:
         SparkUnavailable: pyspark or Java is missing.
     """
-    problem = missing()
-    if problem:
-        raise SparkUnavailable(problem)
+    _require_spark()
     from pyspark.sql import SparkSession
 
     # py4j logs every closed connection at INFO.
@@ -210,6 +206,12 @@ def stop(spark: SparkSession) -> None:
     spark.stop()
     if not _submitted():
         _stop_jvm()
+
+
+def _require_spark() -> None:
+    problem = missing()
+    if problem:
+        raise SparkUnavailable(problem)
 
 
 def _submitted() -> bool:

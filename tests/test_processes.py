@@ -18,6 +18,7 @@ from helpers.processes import (
     claimed_port,
     free_port,
     group_alive,
+    http_answers,
     log_tail,
     start_in_group,
     wait_until_ready,
@@ -165,3 +166,19 @@ def test_a_claimed_port_is_not_handed_to_another_process_until_its_server_listen
             server.listen()
         out, _ = waiting.communicate(timeout=30)
     assert int(out) != port
+
+
+def test_an_app_answering_404_has_started_but_is_not_ok(tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/missing"
+        try:
+            assert not http_answers(url)
+            assert http_answers(url, any_status=True)
+        finally:
+            server.shutdown()
