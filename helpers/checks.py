@@ -119,10 +119,11 @@ EXERCISES: dict[str, Exercise] = {
              "mlflow.sklearn.log_model(...); then return run.info.run_id.",
         solution='def log_run(df_train, df_val):\n'
                  '    with mlflow.start_run() as run:\n'
-                 '        pipeline = training.train_pipeline(LinearRegression(), df_train)\n'
-                 '        mlflow.log_param("estimator", "LinearRegression")\n'
-                 '        mlflow.log_metric("rmse", training.evaluate(pipeline, df_val))\n'
-                 '        mlflow.sklearn.log_model(pipeline, name="model", input_example=tracking.input_example(df_val),\n'
+                 '        pipeline = make_pipeline(features.RideFeatures(), DictVectorizer(), Ridge(alpha=10.0))\n'
+                 '        pipeline.fit(df_train, df_train["duration"])\n'
+                 '        mlflow.log_param("alpha", 10.0)\n'
+                 '        mlflow.log_metric("rmse", root_mean_squared_error(df_val["duration"], pipeline.predict(df_val)))\n'
+                 '        mlflow.sklearn.log_model(pipeline, name="model", pip_requirements=tracking.pip_requirements(),\n'
                  '                                 skops_trusted_types=tracking.SKOPS_TRUSTED_TYPES)\n'
                  '    return run.info.run_id',
         verify=code_checks.verify_log_run,
