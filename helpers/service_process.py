@@ -38,9 +38,15 @@ THREADS = 2
 _POLL_SECONDS = 0.05
 
 
-def gunicorn_args(bind: str, workers: int) -> list[str]:
-    """The gunicorn command line; the Dockerfile's ``CMD`` is ``gunicorn_args("0.0.0.0:9696", 2)``."""
-    return ["gunicorn", "--bind", bind, "--workers", str(workers), "--threads", str(THREADS), APP]
+def gunicorn_args(bind: str | None, workers: int) -> list[str]:
+    """The gunicorn command line; the Dockerfile's ``CMD`` is ``gunicorn_args(None, 2)``.
+
+    Args:
+        bind: ``address:port``; None leaves it to gunicorn: ``0.0.0.0:$PORT``, as in the image.
+        workers: gunicorn worker processes.
+    """
+    address = ["--bind", bind] if bind else []
+    return ["gunicorn", *address, "--workers", str(workers), "--threads", str(THREADS), APP]
 
 
 @dataclass
