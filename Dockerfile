@@ -1,12 +1,15 @@
-# Chapter 06's web service: gunicorn serving the model named by MODEL_URI, from a tracking server
-# whose artifacts it proxies (`make mlflow` does: `mlflow server --serve-artifacts`).
+# Chapter 06's web service: gunicorn serving the model named by MODEL_URI. The container reads a
+# registered model from a tracking server that proxies its artifacts (`mlflow server
+# --serve-artifacts`, as chapter 08's team server runs), or a pickled model from a mounted folder:
+# the file:// artifacts of a local store (chapters 02-04's mlflow.db) are out of its reach.
 #   docker build -t ride-duration .
-# Linux and Codespaces: the host's network, so the container reaches `make mlflow` on 127.0.0.1:5000
-# and listens on the host's port 9696 itself.
-#   docker run --rm --network host -e MLFLOW_TRACKING_URI=http://127.0.0.1:5000 ride-duration
-# Docker Desktop (macOS, Windows): a published port, and the host's loopback as host.docker.internal.
-#   docker run --rm -p 9696:9696 -e MLFLOW_TRACKING_URI=http://host.docker.internal:5000 ride-duration
-# No server: mount the folder holding a pickled model and name it, e.g. chapter 02's models/.
+# Linux and Codespaces: the host's network, so the container reaches a server on the host's
+# 127.0.0.1 and listens on the host's port 9696 itself (add -e MLFLOW_TRACKING_USERNAME
+# -e MLFLOW_TRACKING_PASSWORD for a server with users).
+#   docker run --rm --network host -e MLFLOW_TRACKING_URI=http://127.0.0.1:5001 ride-duration
+# Docker Desktop (macOS, Windows): a published port, and the host as host.docker.internal.
+#   docker run --rm -p 9696:9696 -e MLFLOW_TRACKING_URI=http://host.docker.internal:5001 ride-duration
+# A pickled model, e.g. chapter 02's models/lin_reg.bin, from a mounted folder:
 #   docker run --rm --network host -v "$PWD/models:/models:ro" -e MODEL_URI=/models/lin_reg.bin ride-duration
 # BASE_IMAGE: any image with Python 3.11 whose `python` and `pip` come first on PATH; where no
 # registry is reachable, helpers.container builds one from Debian packages.

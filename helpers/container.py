@@ -193,8 +193,8 @@ def run_container(
         image: The image to run.
         env: Variables for the container (``MODEL_URI``, ``MLFLOW_TRACKING_URI``).
         port: Port to listen on; a busy port (or 0) is replaced by a free one.
-        health_interval: The HEALTHCHECK's interval and start interval instead of the image's 30 s.
-        volumes: Host folders to mount read-only, by the path they get inside the container.
+        health_interval: The HEALTHCHECK's interval and start period instead of the image's 30 s.
+        volumes: Host folders to mount read-only, each with the path it gets inside the container.
         timeout: Seconds to wait for ``/ping``.
 
     Returns:
@@ -217,6 +217,7 @@ def run_container(
             command += ["--health-interval", health_interval, "--health-start-period", health_interval]
         command.append(image)
         log_path = config.build_dir() / f"container-{chosen}.log"
+        # A container of a killed run may still hold the name (and this port).
         subprocess.run([config.docker_client(), "rm", "--force", name], capture_output=True)
         container = ServiceContainer(process=start_in_group(command, None, log_path), log_path=log_path,
                                      port=chosen, name=name)

@@ -16,7 +16,7 @@ import requests
 from sklearn.linear_model import LinearRegression
 from test_serving import RIDE
 
-from helpers import config, container, mlflow_server, registry
+from helpers import container, mlflow_server, registry
 from helpers.training import save_model, train_pipeline
 from tests.conftest import registered_champion, skip_or_fail_in_ci
 
@@ -59,6 +59,11 @@ def champion_container(image, tracking_server):
     env = {"MLFLOW_TRACKING_URI": server.url, "MODEL_URI": f"models:/{MODEL_NAME}@{registry.CHAMPION}"}
     with container.run_container(image, env, port=0, health_interval="1s", timeout=START_TIMEOUT) as running:
         yield running
+
+
+def test_a_missing_docker_client_is_named(monkeypatch):
+    monkeypatch.setenv("WORKBOOK_DOCKER", "no-such-docker")
+    assert container.daemon_missing().startswith("No `no-such-docker` command")
 
 
 def test_the_container_answers_ping(champion_container):
@@ -108,21 +113,6 @@ def test_a_mounted_model_is_served(image, months, tmp_path):
         answer = requests.post(f"{mounted.url}/predict", json=RIDE, timeout=10).json()
 
     assert answer == {"duration": pytest.approx(pipeline.predict([RIDE])[0]), "model_version": "lin_reg.bin"}
-
-
-def test_a_model_of_a_local_store_is_served_with_its_artifacts_mounted(image, store, months):
-    # As chapter 04 registers: file:// artifacts beside the SQLite store, which only a mount reaches.
-    version = registered_champion("container-local-store", months)
-    pipeline = mlflow.sklearn.load_model(f"models:/container-local-store@{registry.CHAMPION}")
-    artifacts = config.artifacts_dir()
-
-    with mlflow_server.start_server(port=0, timeout=START_TIMEOUT) as server:
-        env = {"MLFLOW_TRACKING_URI": server.url, "MODEL_URI": f"models:/container-local-store@{registry.CHAMPION}"}
-        with container.run_container(image, env, port=0, volumes={artifacts: str(artifacts)},
-                                     timeout=START_TIMEOUT) as mounted:
-            answer = requests.post(f"{mounted.url}/predict", json=RIDE, timeout=10).json()
-
-    assert answer == {"duration": pytest.approx(pipeline.predict([RIDE])[0]), "model_version": version}
 
 
 def test_stop_removes_the_container(image, champion_container):
