@@ -36,9 +36,15 @@ THREADS = 2
 _POLL_SECONDS = 0.05
 
 
-def gunicorn_args(bind: str, workers: int) -> list[str]:
-    """The gunicorn command line; the Dockerfile's ``CMD`` is ``gunicorn_args("0.0.0.0:9696", 2)``."""
-    return ["gunicorn", "--bind", bind, "--workers", str(workers), "--threads", str(THREADS), APP]
+def gunicorn_args(bind: str | None, workers: int) -> list[str]:
+    """The gunicorn command line; the Dockerfile's ``CMD`` is ``gunicorn_args(None, 2)``.
+
+    Args:
+        bind: ``address:port``; None leaves it to gunicorn: ``0.0.0.0:$PORT``, as in the image.
+        workers: gunicorn worker processes.
+    """
+    address = ["--bind", bind] if bind else []
+    return ["gunicorn", *address, "--workers", str(workers), "--threads", str(THREADS), APP]
 
 
 @dataclass
@@ -68,6 +74,7 @@ def start_service(
     workers: int = 2,
     timeout: float = 60,
     env: dict[str, str] | None = None,
+    python: Path | None = None,
 ) -> ServiceProcess:
     """Start gunicorn serving ``model_uri`` on loopback and wait until ``/ping`` answers.
 
@@ -77,6 +84,8 @@ def start_service(
         workers: gunicorn worker processes.
         timeout: Seconds to wait for ``/ping`` before giving up.
         env: Extra environment variables for the server.
+        python: The interpreter whose gunicorn serves, e.g. a service environment's
+            (:mod:`helpers.service_env`); None runs this one's.
 
     Returns:
         The running service; stop it with ``stop()`` or use it as a context manager.
@@ -97,7 +106,7 @@ def start_service(
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
             **(env or {}),
         }
-        command = [sys.executable, "-m", *gunicorn_args(f"{host}:{chosen}", workers)]
+        command = [str(python or sys.executable), "-m", *gunicorn_args(f"{host}:{chosen}", workers)]
         log_path = config.build_dir() / f"service-{chosen}.log"
         process = start_in_group(command, server_env, log_path, cwd=config.REPO_ROOT)
         service = ServiceProcess(process=process, log_path=log_path, port=chosen, model_uri=model_uri,

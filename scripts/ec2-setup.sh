@@ -10,6 +10,11 @@ set -euo pipefail
 sudo apt-get update
 sudo apt-get install -y python3 python3-venv python3-pip make git
 
+# Docker for chapter 06's image, as Ubuntu packages it: the engine, Compose v2 (`docker compose`),
+# and this user in the docker group, so docker runs without sudo from the next login on.
+sudo apt-get install -y docker.io docker-compose-v2
+sudo usermod -aG docker "$USER"
+
 # The course needs Python 3.11+; Ubuntu 22.04's python3 is 3.10, so install 3.11 beside it.
 python=python3
 if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
@@ -37,6 +42,7 @@ Ready. In $repo_dir:
   make course PYTHON=$python   # run every chapter
   make test PYTHON=$python     # the tests CI runs
   make lab PYTHON=$python      # JupyterLab on 127.0.0.1:8888
+Log out and back in once for docker to run without sudo (the docker group).
 From your laptop, reach JupyterLab through an SSH tunnel:
   ssh -L 8888:localhost:8888 ubuntu@<instance-public-dns>
 MSG

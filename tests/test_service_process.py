@@ -154,7 +154,7 @@ def test_stop_leaves_no_process_and_can_be_repeated(service):
 
 def test_the_dockerfile_runs_the_same_command_line():
     cmd = next(line for line in (config.REPO_ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD "))
-    assert json.loads(cmd.removeprefix("CMD ")) == gunicorn_args("0.0.0.0:9696", 2)
+    assert json.loads(cmd.removeprefix("CMD ")) == gunicorn_args(None, 2)
 
 
 @pytest.mark.skipif(not HADOLINT.exists() and shutil.which("hadolint") is None,
@@ -233,3 +233,8 @@ def test_the_chapters_predict_py_and_the_course_service_give_the_same_answers(st
 
     assert {answer["model_version"] for answer in by_hand} == {version}
     assert by_hand == [{**answer, "duration": pytest.approx(answer["duration"])} for answer in hardened]
+
+
+def test_the_image_installs_the_pipenv_of_uv_lock():
+    dockerfile = (config.REPO_ROOT / "Dockerfile").read_text()
+    assert f"pipenv=={_locked_for_the_image()['pipenv']}" in dockerfile

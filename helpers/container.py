@@ -1,0 +1,227 @@
+"""Chapter 06's web service in Docker: the image built from the ``Dockerfile``, run as a container.
+
+``docker build`` needs a base image with Python 3.11 (``python:3.11-slim`` by default). Where no
+image registry is reachable, :func:`build_debian_base` makes one from Debian 12 "bookworm"
+packages (its Python is 3.11) with debootstrap, with a venv first on PATH so that ``python`` and
+``pip`` run as in the official image (Debian's own Python refuses ``pip install``, PEP 668).
+Builds and containers use the host's network: it works the same on a daemon without a bridge, and
+a container reaches a tracking server on the host's 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from helpers import config
+from helpers.processes import LoopbackServer, claimed_port, ensure_ready, http_answers, start_in_group
+
+IMAGE = "ride-duration"
+DEBIAN_BASE = "workbook-python:3.11-bookworm"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+# passwd: the Dockerfile's useradd; the rest of minbase is what apt and a shell need.
+DEBIAN_PACKAGES = ("python3", "python3-venv", "passwd")
+BASE_VENV = "/opt/venv"
+BASE_PATH = f"{BASE_VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_PORT = 9696
+_POLL_SECONDS = 0.2
+
+
+def daemon_missing() -> str | None:
+    """Why no Docker daemon can be used here, or None when one answers."""
+    client = shutil.which(config.docker_client())
+    if client is None:
+        return f"No `{config.docker_client()}` command: install Docker (Docker Desktop, or apt's docker.io)."
+    answer = subprocess.run([client, "version", "--format", "{{.Server.Version}}"],
+                            capture_output=True, text=True, timeout=60)
+    if answer.returncode:
+        reason = (answer.stderr.strip().splitlines() or ["no answer"])[-1]
+        return f"No Docker daemon answers ({reason}): start Docker Desktop, or `dockerd` as root."
+    return None
+
+
+def _docker(*args: str, env: Mapping[str, str] | None = None, timeout: float = 600) -> str:
+    """Run a docker command and return what it printed; raise with its output when it fails."""
+    command = [config.docker_client(), *args]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    if result.returncode:
+        output = "\n".join((result.stdout + result.stderr).strip().splitlines()[-30:])
+        raise RuntimeError(f"`{' '.join(command)}` failed with code {result.returncode}:\n{output}")
+    return result.stdout
+
+
+def image_exists(tag: str) -> bool:
+    """True when the daemon holds an image named ``tag``."""
+    return subprocess.run([config.docker_client(), "image", "inspect", tag], capture_output=True).returncode == 0
+
+
+def container_exists(name: str) -> bool:
+    """True when the daemon holds a container named ``name``, running or stopped."""
+    return subprocess.run([config.docker_client(), "container", "inspect", name], capture_output=True).returncode == 0
+
+
+def default_base_image() -> str | None:
+    """The base image to build on here: the Debian-made one where it can be made (root, debootstrap),
+    since no image registry may be reachable; otherwise None, the Dockerfile's ``python:3.11-slim``."""
+    if os.geteuid() == 0 and shutil.which("debootstrap"):
+        return build_debian_base()
+    return None
+
+
+def build_debian_base(tag: str = DEBIAN_BASE, mirror: str = DEBIAN_MIRROR) -> str:
+    """Make a Python 3.11 base image from Debian bookworm's packages, unless ``tag`` exists already.
+
+    Args:
+        tag: The image's name, passed to ``docker build`` as ``BASE_IMAGE``.
+        mirror: The Debian archive debootstrap installs from.
+
+    Returns:
+        ``tag``.
+
+    Raises:
+        RuntimeError: Not root, no ``debootstrap``, or a step failed (with its output).
+    """
+    if image_exists(tag):
+        return tag
+    if os.geteuid() != 0 or shutil.which("debootstrap") is None:
+        raise RuntimeError("Building a base image from Debian packages needs root and debootstrap "
+                           "(apt-get install debootstrap), or pass a base image you have instead.")
+    rootfs = config.build_dir() / "docker-base" / "rootfs"
+    shutil.rmtree(rootfs, ignore_errors=True)
+    rootfs.parent.mkdir(parents=True, exist_ok=True)
+    _run_logged(["debootstrap", "--variant=minbase", f"--include={','.join(DEBIAN_PACKAGES)}",
+                 "bookworm", str(rootfs), mirror], rootfs.parent / "debootstrap.log")
+    _run_logged(["chroot", str(rootfs), "/usr/bin/python3", "-m", "venv", BASE_VENV],
+                rootfs.parent / "venv.log")
+    # apt's package lists and the documentation are a third of the tree, and no image step reads them.
+    for unread in ("var/lib/apt/lists", "var/cache/apt", "usr/share/doc", "usr/share/man"):
+        shutil.rmtree(rootfs / unread, ignore_errors=True)
+    tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
+    imported = subprocess.run([config.docker_client(), "import", "--change", f"ENV PATH={BASE_PATH}",
+                               "--change", 'CMD ["python"]', "-", tag],
+                              stdin=tar.stdout, capture_output=True, text=True)
+    tar.stdout.close()
+    if tar.wait() or imported.returncode:
+        raise RuntimeError(f"Importing {rootfs} as {tag} failed: {imported.stderr.strip()}")
+    shutil.rmtree(rootfs)
+    return tag
+
+
+def _run_logged(command: list[str], log_path: Path) -> None:
+    with log_path.open("wb") as log:
+        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
+    if code:
+        raise RuntimeError(f"`{' '.join(command)}` failed with code {code}; see {log_path}.")
+
+
+def ca_bundle() -> Path | None:
+    """The CA bundle this machine's pip is told to trust (``PIP_CERT``), when it names a file."""
+    value = os.environ.get("PIP_CERT")
+    return Path(value) if value and Path(value).is_file() else None
+
+
+def build_image(tag: str = IMAGE, base_image: str | None = None) -> str:
+    """``docker build`` the ``Dockerfile`` of the repository root, on the host's network.
+
+    Args:
+        tag: The image's name.
+        base_image: ``BASE_IMAGE`` for the build; None keeps the Dockerfile's ``python:3.11-slim``.
+
+    Returns:
+        What the build printed.
+
+    Raises:
+        RuntimeError: The build failed; the message quotes the end of its output.
+    """
+    args = ["build", "--network", "host", "--progress", "plain", "--tag", tag]
+    if base_image:
+        args += ["--build-arg", f"BASE_IMAGE={base_image}"]
+    if bundle := ca_bundle():
+        args += ["--secret", f"id=ca_bundle,src={bundle}"]
+    # The build secret needs BuildKit, which Docker's own clients use by default and Debian's does not.
+    return _docker(*args, str(config.REPO_ROOT), env={**os.environ, "DOCKER_BUILDKIT": "1"}, timeout=1800)
+
+
+def image_size(tag: str = IMAGE) -> int:
+    """The image's size in bytes, as the daemon counts it."""
+    return int(_docker("image", "inspect", "--format", "{{.Size}}", tag))
+
+
+@dataclass
+class ServiceContainer(LoopbackServer):
+    """A container of the service's image, run by ``docker run`` in the foreground of its own group."""
+
+    name: str
+
+    # `docker run` passes the signal on to gunicorn, whose quick shutdown SIGINT is.
+    stop_signal: ClassVar[signal.Signals] = signal.SIGINT
+
+    def health(self) -> str:
+        """The HEALTHCHECK's verdict: ``starting``, ``healthy`` or ``unhealthy``."""
+        return _docker("inspect", "--format", "{{.State.Health.Status}}", self.name).strip()
+
+    def process_users(self) -> set[str]:
+        """The user ids the container's processes run as (gunicorn's master and its workers)."""
+        # The daemon needs the pid column to tell the container's processes apart.
+        table = _docker("top", self.name, "-o", "pid,uid").splitlines()
+        return {line.split()[1] for line in table[1:]}
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop the container and its ``docker run``; calling it again does nothing."""
+        super().stop(timeout)
+        # A killed client leaves its container running; --rm removes it otherwise.
+        subprocess.run([config.docker_client(), "rm", "--force", self.name], capture_output=True)
+
+
+def run_container(
+    image: str = IMAGE,
+    env: Mapping[str, str] | None = None,
+    port: int = DEFAULT_PORT,
+    health_interval: str | None = None,
+    volumes: Mapping[Path, str] | None = None,
+    timeout: float = 120,
+) -> ServiceContainer:
+    """Run the service's image on the host's network, listening on 127.0.0.1, until ``/ping`` answers.
+
+    Args:
+        image: The image to run.
+        env: Variables for the container (``MODEL_URI``, ``MLFLOW_TRACKING_URI``).
+        port: Port to listen on; a busy port (or 0) is replaced by a free one.
+        health_interval: The HEALTHCHECK's interval and start period instead of the image's 30 s.
+        volumes: Host folders to mount read-only, each with the path it gets inside the container.
+        timeout: Seconds to wait for ``/ping``.
+
+    Returns:
+        The running container; ``stop()`` (or the end of a ``with`` block) stops and removes it.
+
+    Raises:
+        RuntimeError: The container exited or did not answer in time; the message quotes its log.
+    """
+    host = "127.0.0.1"
+    with claimed_port(host, port) as chosen:
+        name = f"{image.replace(':', '-').replace('/', '-')}-{chosen}"
+        # PORT moves the HEALTHCHECK's probe; GUNICORN_CMD_ARGS keeps gunicorn off the host's other interfaces.
+        settings = {**(env or {}), "PORT": str(chosen), "GUNICORN_CMD_ARGS": f"--bind {host}:{chosen}"}
+        command = [config.docker_client(), "run", "--rm", "--name", name, "--network", "host"]
+        for key, value in settings.items():
+            command += ["--env", f"{key}={value}"]
+        for folder, inside in (volumes or {}).items():
+            command += ["--volume", f"{folder}:{inside}:ro"]
+        if health_interval:
+            command += ["--health-interval", health_interval, "--health-start-period", health_interval]
+        command.append(image)
+        log_path = config.build_dir() / f"container-{chosen}.log"
+        # A container of a killed run may still hold the name (and this port).
+        subprocess.run([config.docker_client(), "rm", "--force", name], capture_output=True)
+        container = ServiceContainer(process=start_in_group(command, None, log_path), log_path=log_path,
+                                     port=chosen, name=name)
+        ensure_ready(container, command, lambda: http_answers(f"{container.url}/ping", "PONG"),
+                     label=f"The container of {image}", what=f"{container.url}/ping", timeout=timeout,
+                     poll=_POLL_SECONDS)
+    return container
