@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,10 +106,18 @@ def install_service_env(folder: Path | None = None, timeout: float = 900) -> Ser
     return ServiceEnv(folder=folder, seconds=time.monotonic() - started)
 
 
-def installed_versions(env: ServiceEnv) -> dict[str, str]:
-    """Every distribution in the environment, by its normalised name, with its version."""
+def pipfile_packages() -> dict[str, str]:
+    """The ``[packages]`` of the service's Pipfile, each with its pin (``"==1.7.2"``)."""
+    return tomllib.loads((config.REPO_ROOT / "Pipfile").read_text())["packages"]
+
+
+def installed_versions(python: Path) -> dict[str, str]:
+    """Every distribution in the environment of ``python``, by its normalised name, with its version;
+    empty when there is no such interpreter (e.g. pipenv never got to create the environment)."""
+    if not python.is_file():
+        return {}
     listing = subprocess.run(
-        [str(env.python), "-c",
+        [str(python), "-c",
          "import importlib.metadata as m, json; "
          "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"],
         capture_output=True, text=True, check=True,

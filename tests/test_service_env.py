@@ -56,7 +56,7 @@ def service_env(tmp_path_factory, venv_before) -> ServiceEnv:
 
 
 def test_pipenv_installs_exactly_the_lock_into_the_work_folder(service_env):
-    versions = installed_versions(service_env)
+    versions = installed_versions(service_env.python)
 
     assert service_env.python.is_file() and service_env.python.parent.parent == service_env.folder / ".venv"
     assert {name: f"=={versions[name]}" for name in PIPFILE["packages"]} == PIPFILE["packages"]
