@@ -9,8 +9,8 @@
 #   docker run --rm --network host -e MLFLOW_TRACKING_URI=http://127.0.0.1:5001 ride-duration
 # Docker Desktop (macOS, Windows): a published port, and the host as host.docker.internal.
 #   docker run --rm -p 9696:9696 -e MLFLOW_TRACKING_URI=http://host.docker.internal:5001 ride-duration
-# A pickled model, e.g. chapter 02's models/lin_reg.bin, from a mounted folder:
-#   docker run --rm --network host -v "$PWD/models:/models:ro" -e MODEL_URI=/models/lin_reg.bin ride-duration
+# A pickled pipeline, e.g. chapter 02's models/pipeline.bin, from a mounted folder:
+#   docker run --rm --network host -v "$PWD/models:/models:ro" -e MODEL_URI=/models/pipeline.bin ride-duration
 # BASE_IMAGE: any image with Python 3.11 whose `python` and `pip` come first on PATH; where no
 # registry is reachable, helpers.container builds one from Debian packages.
 ARG BASE_IMAGE=python:3.11-slim
@@ -55,4 +55,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 
 # Exactly helpers.service_process.gunicorn_args(None, 2); a test compares them. With no --bind,
 # gunicorn listens on 0.0.0.0:$PORT (GUNICORN_CMD_ARGS="--bind ..." picks another address).
-CMD ["gunicorn", "--workers", "2", "--threads", "2", "helpers.serving:create_app()"]
+CMD ["gunicorn", "--workers", "2", "--threads", "2", "--no-control-socket", "helpers.serving:create_app()"]

@@ -19,12 +19,11 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import pandas as pd
 import xgboost as xgb
-from hyperopt import hp
-from hyperopt.pyll import scope
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.pipeline import Pipeline
 
@@ -43,15 +42,33 @@ FIXED_PARAMS: dict[str, Any] = {
     "seed": 42,
 }
 
-# Shallow trees do best here; past depth 8 they only overfit the zone pairs, and learning rates
-# below 0.05 need more rounds than they repay (benchmarks/xgboost_benchmark.py frontier).
-SEARCH_SPACE: dict[str, Any] = {
-    "max_depth": scope.int(hp.quniform("max_depth", 3, 8, 1)),
-    "learning_rate": hp.loguniform("learning_rate", math.log(0.05), math.log(0.3)),
-    "min_child_weight": hp.loguniform("min_child_weight", 0, math.log(100)),
-    "reg_alpha": hp.loguniform("reg_alpha", -5, 0),
-    "reg_lambda": hp.loguniform("reg_lambda", math.log(0.1), math.log(30)),
-}
+# The parameters the search tunes. Their space needs hyperopt, which the service's environment
+# (Pipfile, the Docker image) lacks, yet loading a pickled model there imports this module.
+SEARCHED_PARAMS = ("max_depth", "learning_rate", "min_child_weight", "reg_alpha", "reg_lambda")
+
+
+@cache
+def search_space() -> dict[str, Any]:
+    """The search's hyperopt space over :data:`SEARCHED_PARAMS`, also ``boosting.SEARCH_SPACE``."""
+    from hyperopt import hp
+    from hyperopt.pyll import scope
+
+    # Shallow trees do best here; past depth 8 they only overfit the zone pairs, and learning rates
+    # below 0.05 need more rounds than they repay (benchmarks/xgboost_benchmark.py frontier).
+    return {
+        "max_depth": scope.int(hp.quniform("max_depth", 3, 8, 1)),
+        "learning_rate": hp.loguniform("learning_rate", math.log(0.05), math.log(0.3)),
+        "min_child_weight": hp.loguniform("min_child_weight", 0, math.log(100)),
+        "reg_alpha": hp.loguniform("reg_alpha", -5, 0),
+        "reg_lambda": hp.loguniform("reg_lambda", math.log(0.1), math.log(30)),
+    }
+
+
+def __getattr__(name: str) -> Any:
+    # SEARCH_SPACE is built on first use, so that importing the module needs no hyperopt.
+    if name == "SEARCH_SPACE":
+        return search_space()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def threads() -> int:
@@ -88,7 +105,7 @@ class RideCategories(TransformerMixin, BaseEstimator):
 def regressor(params: Mapping[str, Any], rounds: int, n_jobs: int | None = None) -> xgb.XGBRegressor:
     """An ``XGBRegressor`` for zone categoricals, with a search's parameters and the rounds early
     stopping chose."""
-    chosen = {name: params[name] for name in SEARCH_SPACE if name in params}
+    chosen = {name: params[name] for name in SEARCHED_PARAMS if name in params}
     chosen["max_depth"] = int(chosen.get("max_depth", 6))
     return xgb.XGBRegressor(n_estimators=rounds, enable_categorical=True, n_jobs=n_jobs or threads(),
                             **{**FIXED_PARAMS, **chosen})

@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,12 +127,13 @@ def ca_bundle() -> Path | None:
     return Path(value) if value and Path(value).is_file() else None
 
 
-def build_image(tag: str = IMAGE, base_image: str | None = None) -> str:
+def build_image(tag: str = IMAGE, base_image: str | None = None, no_cache: bool = False) -> str:
     """``docker build`` the ``Dockerfile`` of the repository root, on the host's network.
 
     Args:
         tag: The image's name.
         base_image: ``BASE_IMAGE`` for the build; None keeps the Dockerfile's ``python:3.11-slim``.
+        no_cache: Run every step again, as on a machine that never built it (a cold build).
 
     Returns:
         What the build printed.
@@ -140,6 +142,8 @@ def build_image(tag: str = IMAGE, base_image: str | None = None) -> str:
         RuntimeError: The build failed; the message quotes the end of its output.
     """
     args = ["build", "--network", "host", "--progress", "plain", "--tag", tag]
+    if no_cache:
+        args.append("--no-cache")
     if base_image:
         args += ["--build-arg", f"BASE_IMAGE={base_image}"]
     if bundle := ca_bundle():
@@ -172,11 +176,21 @@ class ServiceContainer(LoopbackServer):
         table = _docker("top", self.name, "-o", "pid,uid").splitlines()
         return {line.split()[1] for line in table[1:]}
 
-    def stop(self, timeout: float = 10) -> None:
-        """Stop the container and its ``docker run``; calling it again does nothing."""
+    def stop(self, timeout: float = 60) -> None:
+        """Stop the container and its ``docker run``, and wait until the container is gone;
+        calling it again does nothing.
+
+        Args:
+            timeout: Seconds for ``docker run`` to end, and again for the container to be removed.
+        """
+        # The client ends once --rm has removed the container: with the vfs storage driver that
+        # deletes a whole copy of the image, about 10 s here.
         super().stop(timeout)
-        # A killed client leaves its container running; --rm removes it otherwise.
+        # A killed client leaves its container running, or still being removed.
         subprocess.run([config.docker_client(), "rm", "--force", self.name], capture_output=True)
+        deadline = time.monotonic() + timeout
+        while container_exists(self.name) and time.monotonic() < deadline:
+            time.sleep(_POLL_SECONDS)
 
 
 def run_container(

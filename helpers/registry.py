@@ -32,7 +32,7 @@ TEST_MONTH = ("green", 2021, 3)
 VALIDATION_DATA = trip_filename("green", 2021, 2)
 PROVISIONED_MODELS = (LinearRegression(), Ridge(alpha=1.0))
 # The hyperparameters that tell the course's models apart, for :func:`lineage`.
-KEY_PARAMS = ("estimator", "alpha", "fit_intercept", "n_estimators", *boosting.SEARCH_SPACE)
+KEY_PARAMS = ("estimator", "alpha", "fit_intercept", "n_estimators", *boosting.SEARCHED_PARAMS)
 
 
 def champion_uri(name: str = MODEL_NAME) -> str:

@@ -44,7 +44,9 @@ def gunicorn_args(bind: str | None, workers: int) -> list[str]:
         workers: gunicorn worker processes.
     """
     address = ["--bind", bind] if bind else []
-    return ["gunicorn", *address, "--workers", str(workers), "--threads", str(THREADS), APP]
+    # gunicorn 25.1+ opens a control socket at one path per user (~/.gunicorn/gunicorn.ctl), which
+    # services started side by side would take from each other; nobody runs gunicornc on them.
+    return ["gunicorn", *address, "--workers", str(workers), "--threads", str(THREADS), "--no-control-socket", APP]
 
 
 @dataclass

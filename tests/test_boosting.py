@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -86,3 +87,15 @@ def test_a_model_trained_here_predicts_identically_in_the_mage_environment(fitte
     assert other.returncode == 0, other.stderr[-3000:]
     here = mlflow.pyfunc.load_model(info.model_uri).predict(pd.DataFrame(RIDES))
     np.testing.assert_array_equal(np.array(json.loads(other.stdout.strip().splitlines()[-1])), here)
+
+
+def test_importing_the_module_needs_no_hyperopt():
+    # The service's environment (Pipfile) has no hyperopt, and unpickling a model imports this module.
+    probe = "import sys, helpers.boosting; print('hyperopt' in sys.modules)"
+    imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+
+    assert imported.stdout.strip() == "False"
+
+
+def test_the_searched_parameters_are_the_search_spaces():
+    assert tuple(boosting.SEARCH_SPACE) == boosting.SEARCHED_PARAMS

@@ -8,6 +8,7 @@ the tests skip, and with CI=true they fail instead (.ci/run starts one).
 
 from __future__ import annotations
 
+import shlex
 import time
 
 import mlflow
@@ -16,14 +17,16 @@ import requests
 from sklearn.linear_model import LinearRegression
 from test_serving import RIDE
 
-from helpers import container, mlflow_server, registry
+from helpers import config, container, mlflow_server, registry
+from helpers.processes import ensure_ready, free_port, http_answers, start_in_group
 from helpers.training import save_model, train_pipeline
 from tests.conftest import registered_champion, skip_or_fail_in_ci
 
 pytestmark = pytest.mark.xdist_group("docker")
 
 IMAGE = "ride-duration:test"
-MODEL_NAME = "container-tests"
+# The image's default MODEL_URI, so the Dockerfile's run line needs no MODEL_URI of its own.
+MODEL_NAME = "nyc-taxi-duration"
 START_TIMEOUT = 180
 SERVICE_USER = "10001"  # the Dockerfile's `USER`
 
@@ -53,11 +56,35 @@ def tracking_server(tmp_path_factory, months):
         yield server, version, pipeline
 
 
+def documented_run(image: str, tag_line: str, replacements: dict[str, str], port: int, *extra: str):
+    """Run the Dockerfile's own ``docker run`` line that contains ``tag_line``, with ``replacements``
+    made in it and ``extra`` options (a free PORT, a short health check) added before the image."""
+    lines = [line.removeprefix("#").strip() for line in (config.REPO_ROOT / "Dockerfile").read_text().splitlines()
+             if line.removeprefix("#").strip().startswith("docker run")]
+    [line] = [line for line in lines if tag_line in line]
+    for placeholder, value in replacements.items():
+        assert placeholder in line, f"the Dockerfile's run line no longer has {placeholder!r}: {line}"
+        line = line.replace(placeholder, value)
+    *options, documented_image = shlex.split(line)
+    assert (options[:2], documented_image) == (["docker", "run"], container.IMAGE)
+    name = f"documented-{port}"
+    command = [config.docker_client(), *options[1:], "--name", name, "-e", f"PORT={port}",
+               "-e", f"GUNICORN_CMD_ARGS=--bind 127.0.0.1:{port}", *extra, image]
+    log_path = config.build_dir() / f"container-{port}.log"
+    running = container.ServiceContainer(process=start_in_group(command, None, log_path), log_path=log_path,
+                                         port=port, name=name)
+    ensure_ready(running, command, lambda: http_answers(f"{running.url}/ping", "PONG"), label="The container",
+                 what="/ping", timeout=START_TIMEOUT)
+    return running
+
+
 @pytest.fixture(scope="module")
 def champion_container(image, tracking_server):
+    """The Dockerfile's Linux run line, serving the image's default model, the champion, from the tracking server."""
     server, _, _ = tracking_server
-    env = {"MLFLOW_TRACKING_URI": server.url, "MODEL_URI": f"models:/{MODEL_NAME}@{registry.CHAMPION}"}
-    with container.run_container(image, env, port=0, health_interval="1s", timeout=START_TIMEOUT) as running:
+    documented_server = {"127.0.0.1:5001": f"127.0.0.1:{server.port}"}
+    with documented_run(image, "MLFLOW_TRACKING_URI=http://127.0.0.1:5001", documented_server,
+                        free_port("127.0.0.1", 0), "--health-interval", "1s", "--health-start-period", "1s") as running:
         yield running
 
 
@@ -103,16 +130,28 @@ def test_the_model_loads_with_no_version_warning(champion_container):
     assert "mismatch" not in log and "InconsistentVersionWarning" not in log
 
 
-def test_a_mounted_model_is_served(image, months, tmp_path):
+def test_a_mounted_model_is_served_by_the_dockerfiles_run_line(image, months, tmp_path):
     pipeline = train_pipeline(LinearRegression(), months[0])
-    save_model(pipeline, tmp_path / "lin_reg.bin")
+    save_model(pipeline, tmp_path / "pipeline.bin")
     tmp_path.chmod(0o755)  # the container's user is not the test's
 
-    with container.run_container(image, {"MODEL_URI": "/models/lin_reg.bin"}, port=0,
+    with documented_run(image, "MODEL_URI=/models/pipeline.bin", {"$PWD/models": str(tmp_path)},
+                        free_port("127.0.0.1", 0)) as mounted:
+        answer = requests.post(f"{mounted.url}/predict", json=RIDE, timeout=10).json()
+
+    assert answer == {"duration": pytest.approx(pipeline.predict([RIDE])[0]), "model_version": "pipeline.bin"}
+
+
+def test_run_container_serves_a_mounted_model_on_the_port_it_picks(image, months, tmp_path):
+    pipeline = train_pipeline(LinearRegression(), months[0])
+    save_model(pipeline, tmp_path / "pipeline.bin")
+    tmp_path.chmod(0o755)
+
+    with container.run_container(image, {"MODEL_URI": "/models/pipeline.bin"}, port=0,
                                  volumes={tmp_path: "/models"}, timeout=START_TIMEOUT) as mounted:
         answer = requests.post(f"{mounted.url}/predict", json=RIDE, timeout=10).json()
 
-    assert answer == {"duration": pytest.approx(pipeline.predict([RIDE])[0]), "model_version": "lin_reg.bin"}
+    assert answer["duration"] == pytest.approx(pipeline.predict([RIDE])[0])
 
 
 def test_stop_removes_the_container(image, champion_container):

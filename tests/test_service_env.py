@@ -16,7 +16,8 @@ import requests
 from sklearn.linear_model import LinearRegression
 from test_serving import RIDE
 
-from helpers import config
+from helpers import boosting, config
+from helpers.features import target
 from helpers.service_env import ServiceEnv, install_service_env, installed_versions
 from helpers.service_process import start_service
 from helpers.training import save_model, train_pipeline
@@ -80,6 +81,19 @@ def test_the_service_runs_from_the_pipenv_environment(service_env, months, tmp_p
     assert answer == {"duration": pytest.approx(pipeline.predict([RIDE])[0]), "model_version": "lin_reg.bin"}
     assert health["model_uri"] == str(path)
     assert interpreter == service_env.python
+
+
+def test_the_pipenv_environment_serves_an_xgboost_pipeline(service_env, months, tmp_path):
+    # The champion is often chapter 03's XGBoost pipeline, whose pickle imports helpers.boosting.
+    df_train = months[0]
+    params = {"max_depth": 4, "learning_rate": 0.3, "min_child_weight": 1.0, "reg_alpha": 0.01, "reg_lambda": 1.0}
+    pipeline = boosting.make_pipeline(params, rounds=20).fit(df_train, target(df_train))
+    path = save_model(pipeline, tmp_path / "xgboost.bin")
+
+    with start_service(str(path), port=0, workers=1, timeout=START_TIMEOUT, python=service_env.python) as service:
+        answer = requests.post(f"{service.url}/predict", json=RIDE, timeout=10).json()
+
+    assert answer["duration"] == pytest.approx(float(pipeline.predict([RIDE])[0]), rel=1e-6)
 
 
 def test_a_second_install_reuses_the_environment(service_env):
