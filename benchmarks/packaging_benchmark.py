@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sklearn.linear_model import LinearRegression
 
-from helpers import config, container, service_env
+from helpers import container, service_env
 from helpers.data import fetch_month
 from helpers.features import read_prepared
 from helpers.training import save_model, train_pipeline
@@ -49,7 +49,7 @@ def bench_docker(cold_base: bool) -> None:
     if problem := container.daemon_missing():
         sys.exit(problem)
     if cold_base and container.image_exists(container.DEBIAN_BASE):
-        subprocess.run([config.docker_client(), "rmi", container.DEBIAN_BASE], check=True, capture_output=True)
+        subprocess.run([container.docker_client(), "rmi", container.DEBIAN_BASE], check=True, capture_output=True)
     if container.image_exists(container.DEBIAN_BASE):
         print(f"base image {container.DEBIAN_BASE} exists already: reused (--cold-base times making it)")
     base = timed("base image", container.default_base_image)

@@ -90,12 +90,6 @@ def build_dir() -> Path:
     return Path(os.environ.get("WORKBOOK_BUILD_DIR", REPO_ROOT / "build")).expanduser().resolve()
 
 
-def docker_client() -> str:
-    """The docker command chapter 06's image is built and run with (``WORKBOOK_DOCKER``, default
-    ``docker``); building needs one with BuildKit (buildx, or Debian's docker.io client)."""
-    return os.environ.get("WORKBOOK_DOCKER", "docker")
-
-
 def quick() -> bool:
     """True when ``WORKBOOK_QUICK`` asks the notebooks for small parameters (set by ``make test``)."""
     return _env_flag("WORKBOOK_QUICK")

@@ -17,6 +17,7 @@ import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import ClassVar
 
@@ -34,11 +35,42 @@ DEFAULT_PORT = 9696
 _POLL_SECONDS = 0.2
 
 
+def docker_client() -> str:
+    """The docker command the image is built and run with: ``WORKBOOK_DOCKER``, or else the first
+    ``docker`` on PATH that builds with BuildKit (which the Dockerfile's build secret needs)."""
+    return os.environ.get("WORKBOOK_DOCKER") or _buildkit_docker()
+
+
+@cache
+def _buildkit_docker() -> str:
+    found = []
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = shutil.which("docker", path=folder)
+        if candidate and os.path.realpath(candidate) not in map(os.path.realpath, found):
+            found.append(candidate)
+    for candidate in found:
+        if _builds_with_buildkit(candidate):
+            return candidate
+    return "docker"
+
+
+def _builds_with_buildkit(client: str) -> bool:
+    # Clients from 23 on build through the buildx plugin; older ones (Debian 12's) have BuildKit inside.
+    if subprocess.run([client, "buildx", "version"], capture_output=True).returncode == 0:
+        return True
+    version = subprocess.run([client, "version", "--format", "{{.Client.Version}}"], capture_output=True, text=True)
+    major = version.stdout.strip().split(".")[0]
+    return major.isdigit() and int(major) < 23
+
+
 def daemon_missing() -> str | None:
     """Why no Docker daemon can be used here, or None when one answers."""
-    client = shutil.which(config.docker_client())
+    client = shutil.which(docker_client())
     if client is None:
-        return f"No `{config.docker_client()}` command: install Docker (Docker Desktop, or apt's docker.io)."
+        return f"No `{docker_client()}` command: install Docker (Docker Desktop, or apt's docker.io)."
+    if not _builds_with_buildkit(client):
+        return (f"`{client}` cannot build with BuildKit, which the Dockerfile needs: install its buildx "
+                "plugin (apt-get install docker-buildx), or point WORKBOOK_DOCKER at a client that has it.")
     answer = subprocess.run([client, "version", "--format", "{{.Server.Version}}"],
                             capture_output=True, text=True, timeout=60)
     if answer.returncode:
@@ -49,7 +81,7 @@ def daemon_missing() -> str | None:
 
 def _docker(*args: str, env: Mapping[str, str] | None = None, timeout: float = 600) -> str:
     """Run a docker command and return what it printed; raise with its output when it fails."""
-    command = [config.docker_client(), *args]
+    command = [docker_client(), *args]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
     if result.returncode:
         output = "\n".join((result.stdout + result.stderr).strip().splitlines()[-30:])
@@ -59,12 +91,12 @@ def _docker(*args: str, env: Mapping[str, str] | None = None, timeout: float = 6
 
 def image_exists(tag: str) -> bool:
     """True when the daemon holds an image named ``tag``."""
-    return subprocess.run([config.docker_client(), "image", "inspect", tag], capture_output=True).returncode == 0
+    return subprocess.run([docker_client(), "image", "inspect", tag], capture_output=True).returncode == 0
 
 
 def container_exists(name: str) -> bool:
     """True when the daemon holds a container named ``name``, running or stopped."""
-    return subprocess.run([config.docker_client(), "container", "inspect", name], capture_output=True).returncode == 0
+    return subprocess.run([docker_client(), "container", "inspect", name], capture_output=True).returncode == 0
 
 
 def default_base_image() -> str | None:
@@ -104,7 +136,7 @@ def build_debian_base(tag: str = DEBIAN_BASE, mirror: str = DEBIAN_MIRROR) -> st
     for unread in ("var/lib/apt/lists", "var/cache/apt", "usr/share/doc", "usr/share/man"):
         shutil.rmtree(rootfs / unread, ignore_errors=True)
     tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
-    imported = subprocess.run([config.docker_client(), "import", "--change", f"ENV PATH={BASE_PATH}",
+    imported = subprocess.run([docker_client(), "import", "--change", f"ENV PATH={BASE_PATH}",
                                "--change", 'CMD ["python"]', "-", tag],
                               stdin=tar.stdout, capture_output=True, text=True)
     tar.stdout.close()
@@ -187,7 +219,7 @@ class ServiceContainer(LoopbackServer):
         # deletes a whole copy of the image, about 10 s here.
         super().stop(timeout)
         # A killed client leaves its container running, or still being removed.
-        subprocess.run([config.docker_client(), "rm", "--force", self.name], capture_output=True)
+        subprocess.run([docker_client(), "rm", "--force", self.name], capture_output=True)
         deadline = time.monotonic() + timeout
         while container_exists(self.name) and time.monotonic() < deadline:
             time.sleep(_POLL_SECONDS)
@@ -222,7 +254,7 @@ def run_container(
         name = f"{image.replace(':', '-').replace('/', '-')}-{chosen}"
         # PORT moves the HEALTHCHECK's probe; GUNICORN_CMD_ARGS keeps gunicorn off the host's other interfaces.
         settings = {**(env or {}), "PORT": str(chosen), "GUNICORN_CMD_ARGS": f"--bind {host}:{chosen}"}
-        command = [config.docker_client(), "run", "--rm", "--name", name, "--network", "host"]
+        command = [docker_client(), "run", "--rm", "--name", name, "--network", "host"]
         for key, value in settings.items():
             command += ["--env", f"{key}={value}"]
         for folder, inside in (volumes or {}).items():
@@ -232,7 +264,7 @@ def run_container(
         command.append(image)
         log_path = config.build_dir() / f"container-{chosen}.log"
         # A container of a killed run may still hold the name (and this port).
-        subprocess.run([config.docker_client(), "rm", "--force", name], capture_output=True)
+        subprocess.run([docker_client(), "rm", "--force", name], capture_output=True)
         container = ServiceContainer(process=start_in_group(command, None, log_path), log_path=log_path,
                                      port=chosen, name=name)
         ensure_ready(container, command, lambda: http_answers(f"{container.url}/ping", "PONG"),

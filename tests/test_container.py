@@ -8,8 +8,10 @@ the tests skip, and with CI=true they fail instead (.ci/run starts one).
 
 from __future__ import annotations
 
+import os
 import shlex
 import time
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -68,7 +70,7 @@ def documented_run(image: str, tag_line: str, replacements: dict[str, str], port
     *options, documented_image = shlex.split(line)
     assert (options[:2], documented_image) == (["docker", "run"], container.IMAGE)
     name = f"documented-{port}"
-    command = [config.docker_client(), *options[1:], "--name", name, "-e", f"PORT={port}",
+    command = [container.docker_client(), *options[1:], "--name", name, "-e", f"PORT={port}",
                "-e", f"GUNICORN_CMD_ARGS=--bind 127.0.0.1:{port}", *extra, image]
     log_path = config.build_dir() / f"container-{port}.log"
     running = container.ServiceContainer(process=start_in_group(command, None, log_path), log_path=log_path,
@@ -86,6 +88,35 @@ def champion_container(image, tracking_server):
     with documented_run(image, "MLFLOW_TRACKING_URI=http://127.0.0.1:5001", documented_server,
                         free_port("127.0.0.1", 0), "--health-interval", "1s", "--health-start-period", "1s") as running:
         yield running
+
+
+def fake_docker(folder: Path, version: str, has_buildx: bool) -> Path:
+    """A ``docker`` program that answers ``buildx version`` and ``version`` as a client of ``version`` would."""
+    folder.mkdir()
+    script = folder / "docker"
+    buildx = "exit 0" if has_buildx else "echo \"docker: unknown command: docker buildx\" >&2; exit 1"
+    script.write_text(f'#!/bin/sh\nif [ "$1" = buildx ]; then {buildx}; fi\necho {version}\n')
+    script.chmod(0o755)
+    return script
+
+
+@pytest.mark.parametrize(("versions", "chosen"), [
+    ((("28.2.2", False), ("20.10.24", False)), 1),  # this machine: a new client without buildx, Debian's
+    ((("28.2.2", True), ("20.10.24", False)), 0),
+    ((("28.2.2", False),), None),
+])
+def test_the_default_client_is_the_first_on_path_that_builds_with_buildkit(monkeypatch, tmp_path, versions, chosen):
+    scripts = [fake_docker(tmp_path / str(index), *version) for index, version in enumerate(versions)]
+    monkeypatch.delenv("WORKBOOK_DOCKER", raising=False)
+    monkeypatch.setenv("PATH", os.pathsep.join(str(script.parent) for script in scripts))
+    container._buildkit_docker.cache_clear()
+    try:
+        assert container.docker_client() == (str(scripts[chosen]) if chosen is not None else "docker")
+        if chosen is None:
+            monkeypatch.setenv("WORKBOOK_DOCKER", str(scripts[0]))
+            assert "apt-get install docker-buildx" in container.daemon_missing()
+    finally:
+        container._buildkit_docker.cache_clear()
 
 
 def test_a_missing_docker_client_is_named(monkeypatch):
