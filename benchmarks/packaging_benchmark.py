@@ -59,6 +59,7 @@ def bench_docker(cold_base: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="container-bench-") as folder:
         pipeline = train_pipeline(LinearRegression(), read_prepared(fetch_month("green", 2021, 1).path))
         model = save_model(pipeline, Path(folder) / "model.bin")
+        Path(folder).chmod(0o755)  # the container's user is not this one
         running = timed("container start until /ping", lambda: container.run_container(
             BENCH_TAG, {"MODEL_URI": "/models/model.bin"}, port=0, volumes={model.parent: "/models"}))
         running.stop()
