@@ -39,6 +39,8 @@ PYTEST_ARGS ?=
 # then listens on every interface, still protected by Jupyter's token.
 LAB_IP ?= 127.0.0.1
 LAB_PORT ?= 8888
+# Jupyter refuses to start as root (a container's or CI machine's default user) unless told to.
+LAB_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 # Chapter 08's team tracking server (make mlflow-team); its data lives in team-server/.
 TEAM_PORT ?= $(or $(WORKBOOK_TEAM_PORT),5001)
 
@@ -77,7 +79,7 @@ course: setup mage-setup ## Run every chapter notebook into build/notebooks/ and
 	$(VENV_PY) -m helpers.course $(COURSE_ARGS)
 
 lab: setup mage-setup ## Start JupyterLab on the course environment (port 8888)
-	$(VENV)/bin/jupyter lab --ip $(LAB_IP) --port $(LAB_PORT) --no-browser
+	$(VENV)/bin/jupyter lab --ip $(LAB_IP) --port $(LAB_PORT) --no-browser $(LAB_ROOT_FLAG)
 
 mlflow: setup ## Start the MLflow tracking server and UI on the course store (port 5000) until Ctrl-C
 	$(VENV_PY) -m helpers.mlflow_server --port 5000
