@@ -90,6 +90,11 @@ def build_dir() -> Path:
     return Path(os.environ.get("WORKBOOK_BUILD_DIR", REPO_ROOT / "build")).expanduser().resolve()
 
 
+def screenshots_dir() -> Path:
+    """What the browser tests saw (``WORKBOOK_SCREENSHOTS_DIR``, default ``<build dir>/screenshots``)."""
+    return Path(os.environ.get("WORKBOOK_SCREENSHOTS_DIR", build_dir() / "screenshots")).expanduser().resolve()
+
+
 def docker_client() -> str:
     """The docker command chapter 06's image is built and run with (``WORKBOOK_DOCKER``, default
     ``docker``); building needs one with BuildKit (buildx, or Debian's docker.io client)."""
