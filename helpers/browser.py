@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, Route, WebSocketRoute, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Route, WebSocketRoute, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from helpers import config
@@ -56,17 +56,27 @@ def chromium_executable() -> Path:
 
 @dataclass
 class LoopbackBrowser:
-    """One browser context at :data:`VIEWPORT`, its requests held to 127.0.0.1."""
+    """A running Chromium whose tabs open at :data:`VIEWPORT` and may reach only 127.0.0.1."""
 
     browser: Browser
-    context: BrowserContext
     blocked: list[str] = field(default_factory=list)
     # Where the pages opened web sockets: Mage's front end is known to assume its default port.
     web_sockets: list[str] = field(default_factory=list)
 
-    def new_page(self, timeout: float = 30) -> Page:
-        """A new tab whose clicks and loads give up after ``timeout`` seconds."""
-        page = self.context.new_page()
+    def new_page(self, timeout: float = 30, login: tuple[str, str] | None = None) -> Page:
+        """A new tab, in a context of its own (no cookies or storage from other tabs).
+
+        Args:
+            timeout: Seconds after which its clicks and loads give up.
+            login: User and password to answer a server's HTTP basic-auth challenge with, as a
+                learner types them into the browser's login prompt.
+        """
+        credentials = {"username": login[0], "password": login[1]} if login else None
+        # A service worker's requests would bypass the route, so none may register.
+        context = self.browser.new_context(viewport=VIEWPORT, service_workers="block", http_credentials=credentials)
+        context.route("**/*", self._route)
+        context.route_web_socket("**", self._route_web_socket)
+        page = context.new_page()
         page.set_default_timeout(timeout * 1000)
         return page
 
@@ -132,11 +142,6 @@ def open_browser() -> Iterator[LoopbackBrowser]:
         # Playwright gives each launch a fresh, temporary user-data-dir.
         browser = playwright.chromium.launch(executable_path=executable, headless=True, args=flags)
         try:
-            # A service worker's requests would bypass the route, so none may register.
-            context = browser.new_context(viewport=VIEWPORT, service_workers="block")
-            session = LoopbackBrowser(browser, context)
-            context.route("**/*", session._route)
-            context.route_web_socket("**", session._route_web_socket)
-            yield session
+            yield LoopbackBrowser(browser)
         finally:
             browser.close()
