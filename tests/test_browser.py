@@ -221,3 +221,15 @@ def test_the_mlflow_checks_fail_on_a_server_that_is_not_mlflow(blank_server, chr
         mlflow_runs_listed(chromium, blank_server, tracking.EXPERIMENT_NAME, ["a-run"], timeout=2)
     with pytest.raises(PageCheckError, match="does not show version 1 of nyc-taxi-duration with the alias champion"):
         mlflow_model_alias(chromium, blank_server, registry.MODEL_NAME, "1", registry.CHAMPION, timeout=2)
+
+
+# --- The README's screenshots --------------------------------------------------------------------
+
+def test_the_readme_shows_every_screenshot_make_screenshots_takes_and_they_stay_small():
+    makefile = (config.REPO_ROOT / "Makefile").read_text()
+    names = re.search(r"^SCREENSHOTS := (.+)$", makefile, re.M).group(1).split()
+    readme = (config.REPO_ROOT / "README.md").read_text()
+    shown = re.findall(r"\(docs/screenshots/([\w-]+)\.png\)", readme)
+    assert shown == names
+    sizes = [(config.REPO_ROOT / "docs" / "screenshots" / f"{name}.png").stat().st_size for name in names]
+    assert sum(sizes) < 1_000_000
