@@ -39,10 +39,21 @@ PYTEST_ARGS ?=
 # then listens on every interface, still protected by Jupyter's token.
 LAB_IP ?= 127.0.0.1
 LAB_PORT ?= 8888
+# Jupyter refuses to start as root (a container's or CI machine's default user) unless told to.
+LAB_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 # Chapter 08's team tracking server (make mlflow-team); its data lives in team-server/.
 TEAM_PORT ?= $(or $(WORKBOOK_TEAM_PORT),5001)
 
-.PHONY: help setup course lab test unit clean distclean lock mlflow mlflow-team notebooks serve mage mage-setup mage-lock
+# The browser tests' screenshots that the README shows, copied into docs/screenshots/ by `make screenshots`.
+SCREENSHOTS := lab-chapter-01 mlflow-runs mlflow-run mlflow-model mage-pipelines mage-runs
+# The tests that take them: the browser tests, and test_mage.py whole, since its UI test looks at the
+# runs its earlier tests trigger; not the check of the copies, which this target is about to make.
+SCREENSHOT_TESTS := tests/test_browser.py tests/test_mage.py \
+	tests/test_team_server.py::test_the_ui_in_a_browser_asks_for_a_login_and_opens_for_the_admin \
+	--deselect tests/test_browser.py::test_the_readme_shows_every_screenshot_make_screenshots_takes_and_they_stay_small
+
+.PHONY: help setup course lab test unit clean distclean lock mlflow mlflow-team notebooks serve mage mage-setup mage-lock \
+	screenshots
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) \
@@ -77,7 +88,7 @@ course: setup mage-setup ## Run every chapter notebook into build/notebooks/ and
 	$(VENV_PY) -m helpers.course $(COURSE_ARGS)
 
 lab: setup mage-setup ## Start JupyterLab on the course environment (port 8888)
-	$(VENV)/bin/jupyter lab --ip $(LAB_IP) --port $(LAB_PORT) --no-browser
+	$(VENV)/bin/jupyter lab --ip $(LAB_IP) --port $(LAB_PORT) --no-browser $(LAB_ROOT_FLAG)
 
 mlflow: setup ## Start the MLflow tracking server and UI on the course store (port 5000) until Ctrl-C
 	$(VENV_PY) -m helpers.mlflow_server --port 5000
@@ -94,6 +105,12 @@ notebooks: setup mage-setup ## Re-execute the notebooks in order on one fresh se
 test: setup mage-setup ## Run the tests offline, as CI does (then helpers again in .venv-mage)
 	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(VENV_PY) -m pytest $(PYTEST_ARGS)
 	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(MAGE_VENV)/bin/python -m pytest -o addopts= $(MAGE_TESTS)
+
+screenshots: setup mage-setup ## Re-take the README's screenshots with the browser tests (~5 min) into docs/screenshots/
+	rm -rf build/screenshots
+	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 WORKBOOK_SCREENSHOTS_DIR=build/screenshots $(VENV_PY) -m pytest $(SCREENSHOT_TESTS)
+	mkdir -p docs/screenshots
+	cp $(SCREENSHOTS:%=build/screenshots/%.png) docs/screenshots/
 
 # The slow groups (every chapter's kernel, the learner's fresh clone, Mage) stay out of this loop.
 unit: setup ## Run the unit tests alone, a quick loop (no notebooks, learner path or Mage)

@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from helpers.config import isolated_env
+from helpers.config import isolated_env, screenshots_dir
 
 _BASE = Path(tempfile.mkdtemp(prefix="workbook-tests-"))
 
 
 def pytest_configure(config):
+    # Screenshots are for people to look at after the run, so they go to the checkout's build/
+    # (or the caller's WORKBOOK_BUILD_DIR), not to the session's temporary one.
+    os.environ.setdefault("WORKBOOK_SCREENSHOTS_DIR", str(screenshots_dir()))
     os.environ.update(isolated_env(_BASE))
 
 

@@ -90,6 +90,11 @@ def build_dir() -> Path:
     return Path(os.environ.get("WORKBOOK_BUILD_DIR", REPO_ROOT / "build")).expanduser().resolve()
 
 
+def screenshots_dir() -> Path:
+    """What the browser tests saw (``WORKBOOK_SCREENSHOTS_DIR``, default ``<build dir>/screenshots``)."""
+    return Path(os.environ.get("WORKBOOK_SCREENSHOTS_DIR", build_dir() / "screenshots")).expanduser().resolve()
+
+
 def quick() -> bool:
     """True when ``WORKBOOK_QUICK`` asks the notebooks for small parameters (set by ``make test``)."""
     return _env_flag("WORKBOOK_QUICK")

@@ -117,3 +117,17 @@ def skip_or_fail_in_ci(reason: str) -> None:
     if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
         pytest.fail(f"{reason} CI=true, so this is an error, not a skip.")
     pytest.skip(reason)
+
+
+@pytest.fixture
+def chromium():
+    """A headless Chromium whose pages may reach only 127.0.0.1 (``helpers.browser``)."""
+    # Imported here: Playwright is in .venv only, and this file also loads for the .venv-mage run.
+    from helpers import browser
+
+    try:
+        browser.chromium_executable()
+    except browser.BrowserMissingError as missing:
+        skip_or_fail_in_ci(str(missing))
+    with browser.open_browser() as session:
+        yield session

@@ -16,6 +16,7 @@ import time
 import tomllib
 import warnings
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -228,6 +229,37 @@ def test_a_failed_run_shows_the_failed_block_and_delivers_the_alert(server, inbo
     alert = inbox.wait_for("batch_inference", timeout=60)
     assert alert.title == "Failed to run Mage pipeline batch_inference"
     assert "Failed blocks: score_month" in alert.text
+
+
+# How the Mage UI labels a run's status (its runs page's status filter).
+UI_STATUS = {"completed": "Done", "failed": "Failed", "running": "Running", "cancelled": "Cancelled", "initial": "Ready"}
+
+
+def test_the_mage_ui_lists_the_pipelines_and_the_status_of_the_triggered_runs(server, chromium):
+    # Mage's front end is known to assume its default port; this server listens on another.
+    assert server.port != mage.DEFAULT_PORT
+    page = chromium.new_page(timeout=60)
+    page.goto(f"{server.url}/pipelines")
+    for name in mage.pipeline_names():
+        chromium.expect(page, page.get_by_role("link", name=name, exact=True), f"the pipeline {name}")
+    chromium.screenshot(page, "mage-pipelines")
+
+    runs = [run for run in server.api("GET", "pipeline_runs", params={"_limit": 50})["pipeline_runs"]
+            if run["pipeline_uuid"] == "batch_inference"]
+    assert {run["status"] for run in runs} >= {"completed", "failed"}  # the two triggers above
+    page.goto(f"{server.url}/pipelines/batch_inference/runs")
+    for run in runs:
+        row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=str(run["id"]), exact=True))
+        chromium.expect(page, row.filter(has_text=UI_STATUS[run["status"]]),
+                        f"run {run['id']} as {UI_STATUS[run['status']]}")
+    chromium.screenshot(page, "mage-runs")
+
+    # The editor runs blocks in a kernel over a web socket: where the port mix-up would show.
+    with page.expect_websocket():
+        page.goto(f"{server.url}/pipelines/batch_inference/edit")
+    chromium.expect(page, page.get_by_text("def score_month"), "the code of the block score_month")
+    assert {urlparse(url).port for url in chromium.web_sockets} == {server.port}
+    assert chromium.blocked == []
 
 
 def test_the_sensor_starts_retraining_when_the_new_month_lands(server):

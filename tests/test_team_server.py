@@ -24,6 +24,7 @@ import requests
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.server import get_app_client
+from playwright.sync_api import Error as PlaywrightError
 from sklearn.linear_model import LinearRegression
 
 from helpers import batch, mage, models, registry, service_process
@@ -88,6 +89,22 @@ def test_without_credentials_the_server_answers_401_and_with_the_admins_200(team
     assert requests.get(search, timeout=10).status_code == 401
     assert requests.get(search, auth=(ADMIN, team.credentials.admin_password), timeout=10).status_code == 200
     assert requests.get(f"{team.url}/health", timeout=10).text == "OK"  # readiness needs no login
+
+
+def test_the_ui_in_a_browser_asks_for_a_login_and_opens_for_the_admin(team, chromium):
+    # The server answers with a login challenge, which headless Chromium, having no prompt to show,
+    # cannot answer without a login given beforehand.
+    with pytest.raises(PlaywrightError, match="ERR_INVALID_AUTH_CREDENTIALS"):
+        chromium.new_page().goto(team.url)
+    refused = chromium.new_page(login=(ADMIN, "not-the-password"))
+    assert refused.goto(team.url).status == 401
+    chromium.expect(refused, refused.get_by_text("You are not authenticated"), "MLflow's refusal")
+
+    admin = chromium.new_page(login=(ADMIN, team.credentials.admin_password))
+    assert admin.goto(team.url).status == 200
+    chromium.expect(admin, admin.get_by_role("link", name="Default", exact=True), "the Default experiment")
+    chromium.screenshot(admin, "team-server")
+    assert chromium.blocked == []
 
 
 def test_a_wrong_password_gets_401_with_mlflows_message(team, login):
