@@ -173,18 +173,6 @@ def test_a_mounted_model_is_served_by_the_dockerfiles_run_line(image, months, tm
     assert answer == {"duration": pytest.approx(pipeline.predict([RIDE])[0]), "model_version": "pipeline.bin"}
 
 
-def test_run_container_serves_a_mounted_model_on_the_port_it_picks(image, months, tmp_path):
-    pipeline = train_pipeline(LinearRegression(), months[0])
-    save_model(pipeline, tmp_path / "pipeline.bin")
-    tmp_path.chmod(0o755)
-
-    with container.run_container(image, {"MODEL_URI": "/models/pipeline.bin"}, port=0,
-                                 volumes={tmp_path: "/models"}, timeout=START_TIMEOUT) as mounted:
-        answer = requests.post(f"{mounted.url}/predict", json=RIDE, timeout=10).json()
-
-    assert answer["duration"] == pytest.approx(pipeline.predict([RIDE])[0])
-
-
 def test_stop_removes_the_container(image, champion_container):
     champion_container.stop()
 
