@@ -28,7 +28,9 @@ def notebook_names(exercise_id: str) -> dict:
             return namespace
         if cell.source.lstrip().startswith("%%"):  # a file the cell writes, not the kernel's imports
             continue
-        source = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        # A shell or magic line becomes a `pass` at its indentation, so that a block it alone filled still parses.
+        source = "\n".join(line[:len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("%", "!"))
+                            else line for line in cell.source.splitlines())
         imports = [node for node in ast.parse(source).body if isinstance(node, ast.Import | ast.ImportFrom)]
         exec(compile(ast.Module(imports, type_ignores=[]), path.name, "exec"), namespace)  # noqa: S102
     raise LookupError(f"{path.name} has no check cell for {exercise_id}")
