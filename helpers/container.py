@@ -15,7 +15,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -249,19 +249,36 @@ def run_container(
     Raises:
         RuntimeError: The container exited or did not answer in time; the message quotes its log.
     """
+    options = ["--rm", "--network", "host"]
+    for key, value in (env or {}).items():
+        options += ["--env", f"{key}={value}"]
+    for folder, inside in (volumes or {}).items():
+        options += ["--volume", f"{folder}:{inside}:ro"]
+    if health_interval:
+        options += ["--health-interval", health_interval, "--health-start-period", health_interval]
+    return start_container(options, image, port, timeout)
+
+
+def start_container(options: Sequence[str], image: str = IMAGE, port: int = DEFAULT_PORT,
+                    timeout: float = 120) -> ServiceContainer:
+    """``docker run <options> <image>`` with a name and the service on 127.0.0.1:``port``, until
+    ``/ping`` answers: :func:`run_container`'s options, or a documented ``docker run`` line's.
+
+    Args:
+        options: What goes between ``docker run`` and the image; it must share the host's network.
+        image: The image to run.
+        port: Port to listen on; a busy port (or 0) is replaced by a free one.
+        timeout: Seconds to wait for ``/ping``.
+
+    Raises:
+        RuntimeError: The container exited or did not answer in time; the message quotes its log.
+    """
     host = "127.0.0.1"
     with claimed_port(host, port) as chosen:
         name = f"{image.replace(':', '-').replace('/', '-')}-{chosen}"
         # PORT moves the HEALTHCHECK's probe; GUNICORN_CMD_ARGS keeps gunicorn off the host's other interfaces.
-        settings = {**(env or {}), "PORT": str(chosen), "GUNICORN_CMD_ARGS": f"--bind {host}:{chosen}"}
-        command = [docker_client(), "run", "--rm", "--name", name, "--network", "host"]
-        for key, value in settings.items():
-            command += ["--env", f"{key}={value}"]
-        for folder, inside in (volumes or {}).items():
-            command += ["--volume", f"{folder}:{inside}:ro"]
-        if health_interval:
-            command += ["--health-interval", health_interval, "--health-start-period", health_interval]
-        command.append(image)
+        command = [docker_client(), "run", *options, "--name", name, "--env", f"PORT={chosen}",
+                   "--env", f"GUNICORN_CMD_ARGS=--bind {host}:{chosen}", image]
         log_path = config.build_dir() / f"container-{chosen}.log"
         # A container of a killed run may still hold the name (and this port).
         subprocess.run([docker_client(), "rm", "--force", name], capture_output=True)

@@ -20,7 +20,6 @@ from sklearn.linear_model import LinearRegression
 from test_serving import RIDE
 
 from helpers import config, container, mlflow_server, registry
-from helpers.processes import ensure_ready, free_port, http_answers, start_in_group
 from helpers.training import save_model, train_pipeline
 from tests.conftest import registered_champion, skip_or_fail_in_ci
 
@@ -58,9 +57,9 @@ def tracking_server(tmp_path_factory, months):
         yield server, version, pipeline
 
 
-def documented_run(image: str, tag_line: str, replacements: dict[str, str], port: int, *extra: str):
+def documented_run(image: str, tag_line: str, replacements: dict[str, str], *extra: str):
     """Run the Dockerfile's own ``docker run`` line that contains ``tag_line``, with ``replacements``
-    made in it and ``extra`` options (a free PORT, a short health check) added before the image."""
+    made in it and ``extra`` options (a short health check) added; ``start_container`` adds a free PORT."""
     lines = [line.removeprefix("#").strip() for line in (config.REPO_ROOT / "Dockerfile").read_text().splitlines()
              if line.removeprefix("#").strip().startswith("docker run")]
     [line] = [line for line in lines if tag_line in line]
@@ -69,15 +68,7 @@ def documented_run(image: str, tag_line: str, replacements: dict[str, str], port
         line = line.replace(placeholder, value)
     *options, documented_image = shlex.split(line)
     assert (options[:2], documented_image) == (["docker", "run"], container.IMAGE)
-    name = f"documented-{port}"
-    command = [container.docker_client(), *options[1:], "--name", name, "-e", f"PORT={port}",
-               "-e", f"GUNICORN_CMD_ARGS=--bind 127.0.0.1:{port}", *extra, image]
-    log_path = config.build_dir() / f"container-{port}.log"
-    running = container.ServiceContainer(process=start_in_group(command, None, log_path), log_path=log_path,
-                                         port=port, name=name)
-    ensure_ready(running, command, lambda: http_answers(f"{running.url}/ping", "PONG"), label="The container",
-                 what="/ping", timeout=START_TIMEOUT)
-    return running
+    return container.start_container([*options[2:], *extra], image, port=0, timeout=START_TIMEOUT)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +77,7 @@ def champion_container(image, tracking_server):
     server, _, _ = tracking_server
     documented_server = {"127.0.0.1:5001": f"127.0.0.1:{server.port}"}
     with documented_run(image, "MLFLOW_TRACKING_URI=http://127.0.0.1:5001", documented_server,
-                        free_port("127.0.0.1", 0), "--health-interval", "1s", "--health-start-period", "1s") as running:
+                        "--health-interval", "1s", "--health-start-period", "1s") as running:
         yield running
 
 
@@ -166,8 +157,7 @@ def test_a_mounted_model_is_served_by_the_dockerfiles_run_line(image, months, tm
     save_model(pipeline, tmp_path / "pipeline.bin")
     tmp_path.chmod(0o755)  # the container's user is not the test's
 
-    with documented_run(image, "MODEL_URI=/models/pipeline.bin", {"$PWD/models": str(tmp_path)},
-                        free_port("127.0.0.1", 0)) as mounted:
+    with documented_run(image, "MODEL_URI=/models/pipeline.bin", {"$PWD/models": str(tmp_path)}) as mounted:
         answer = requests.post(f"{mounted.url}/predict", json=RIDE, timeout=10).json()
 
     assert answer == {"duration": pytest.approx(pipeline.predict([RIDE])[0]), "model_version": "pipeline.bin"}
