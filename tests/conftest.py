@@ -25,14 +25,17 @@ class Reply:
     status: int = 200
     body: bytes = b""
     length: int | None = None
+    content_type: str | None = None
 
 
 @dataclass
 class FakeTLC:
-    """Routes map a path to the replies given in turn (the last one repeats); ``hits`` counts requests."""
+    """Routes map a path to the replies given in turn (the last one repeats); any other path gets
+    ``default``; ``hits`` counts requests."""
 
     url: str
     routes: dict[str, list[Reply]] = field(default_factory=dict)
+    default: list[Reply] = field(default_factory=lambda: [Reply(404, b"not found")])
     hits: dict[str, int] = field(default_factory=dict)
 
 
@@ -44,9 +47,11 @@ def tlc_server() -> Iterator[FakeTLC]:
         def do_GET(self) -> None:  # noqa: N802 - name fixed by http.server
             count = fake.hits.get(self.path, 0)
             fake.hits[self.path] = count + 1
-            replies = fake.routes.get(self.path, [Reply(404, b"not found")])
+            replies = fake.routes.get(self.path, fake.default)
             reply = replies[min(count, len(replies) - 1)]
             self.send_response(reply.status)
+            if reply.content_type:
+                self.send_header("Content-Type", reply.content_type)
             self.send_header("Content-Length", str(reply.length if reply.length is not None else len(reply.body)))
             self.end_headers()
             self.wfile.write(reply.body)

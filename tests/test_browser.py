@@ -13,9 +13,7 @@ import json
 import os
 import re
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import mlflow
@@ -27,6 +25,7 @@ from playwright.sync_api import Page
 from helpers import config, course, mlflow_server, registry, tracking
 from helpers.browser import LoopbackBrowser, PageCheckError
 from helpers.processes import GroupProcess, claimed_port, ensure_ready, start_in_group
+from tests.conftest import Reply
 
 CHAPTER_01 = config.REPO_ROOT / "notebooks" / "01_environment.ipynb"
 LAB_START_SECONDS = 120
@@ -187,28 +186,10 @@ def test_the_mlflow_ui_shows_the_registered_model_with_its_champion(mlflow_ui, c
 # --- The same checks on a page that is not the expected one --------------------------------------
 
 @pytest.fixture
-def blank_server() -> Iterator[str]:
+def blank_server(tlc_server) -> str:
     """A server on loopback that answers every path with an empty page."""
-
-    class Blank(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - name fixed by http.server
-            body = b"<!doctype html><html><body></body></html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:  # keep pytest output clean
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Blank)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    tlc_server.default = [Reply(200, b"<!doctype html><html><body></body></html>", content_type="text/html")]
+    return tlc_server.url
 
 
 def test_the_lab_check_fails_on_a_server_that_is_not_jupyterlab(blank_server, chromium):
