@@ -8,6 +8,7 @@ in-order run, which the tests at the end check.
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -261,20 +262,21 @@ def test_chapter_06_scores_serves_and_streams(executed):
     assert "lambda as helpers.streaming: True" in text
 
 
-def _code_outputs(path) -> list[tuple[str, str]]:
-    """Each code cell's source with the text of its outputs."""
+def _output_finder(path) -> Callable[..., str]:
+    """A lookup: the text of the outputs of the first code cell whose source holds every needle."""
     notebook = nbformat.read(path, as_version=4)
-    return [(cell.source, "".join(output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
-                                  for output in cell.outputs))
-            for cell in notebook.cells if cell.cell_type == "code"]
+    cells = [(cell.source, "".join(output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
+                                   for output in cell.outputs))
+             for cell in notebook.cells if cell.cell_type == "code"]
+
+    def output_of(*needles: str) -> str:
+        return next(text for source, text in cells if all(needle in source for needle in needles))
+    return output_of
 
 
 @chapter("06")
 def test_chapter_06_writes_its_flask_apps_and_lambda_and_runs_them(executed):
-    cells = _code_outputs(executed["06"].output_path)
-
-    def output_of(*needles: str) -> str:
-        return next(text for source, text in cells if all(needle in source for needle in needles))
+    output_of = _output_finder(executed["06"].output_path)
 
     written = {"ping.py": ("Flask(", "@app.route"), "predict.py": ("mlflow.pyfunc.load_model", "def prepare_features"),
                "lambda_function.py": ("base64.b64decode", "def lambda_handler")}
@@ -288,10 +290,7 @@ def test_chapter_06_writes_its_flask_apps_and_lambda_and_runs_them(executed):
 
 @chapter("06")
 def test_chapter_06_in_quick_mode_leaves_packaging_to_the_committed_run(executed):
-    cells = _code_outputs(executed["06"].output_path)
-
-    def output_of(*needles: str) -> str:
-        return next(text for source, text in cells if all(needle in source for needle in needles))
+    output_of = _output_finder(executed["06"].output_path)
 
     assert output_of("pipenv_ready =").startswith("Quick mode (WORKBOOK_QUICK=1): pipenv installs nothing")
     assert output_of("docker_problem =").strip() == "Quick mode (WORKBOOK_QUICK=1): no image."
@@ -300,10 +299,7 @@ def test_chapter_06_in_quick_mode_leaves_packaging_to_the_committed_run(executed
 
 def test_the_committed_chapter_06_serves_from_its_pipenv_environment_and_its_docker_image():
     # nbval replays this run in the default mode and compares the two answers' lines.
-    cells = _code_outputs(config.REPO_ROOT / "notebooks" / "06_deployment.ipynb")
-
-    def output_of(*needles: str) -> str:
-        return next(text for source, text in cells if all(needle in source for needle in needles))
+    output_of = _output_finder(config.REPO_ROOT / "notebooks" / "06_deployment.ipynb")
 
     assert "Installing dependencies from Pipfile.lock" in output_of("pipenv install --deploy")
     assert "jupyterlab in the service's: False" in output_of("pipenv_ready =")
@@ -332,10 +328,7 @@ def _jvms_under(folder: Path) -> list[psutil.Process]:
 
 @chapter("06")
 def test_chapter_06_scores_the_month_on_spark_as_pandas_does_and_leaves_no_jvm(executed, stores):
-    cells = _code_outputs(executed["06"].output_path)
-
-    def output_of(*needles: str) -> str:
-        return next(text for source, text in cells if all(needle in source for needle in needles))
+    output_of = _output_finder(executed["06"].output_path)
 
     assert "master local[*]" in output_of("spark_session.start(")
     assert _number(r"largest gap to pandas' once both are sorted: (\S+) min", output_of("np.sort(")) < 1e-6
