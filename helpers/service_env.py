@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +47,12 @@ class ServiceEnv:
     @property
     def python(self) -> Path:
         """The environment's interpreter; its ``gunicorn`` lies beside it."""
-        return self.folder / ".venv" / "bin" / "python"
+        return venv_python(self.folder)
+
+
+def venv_python(folder: Path) -> Path:
+    """The interpreter of the environment pipenv makes in ``folder`` (``PIPENV_VENV_IN_PROJECT=1``)."""
+    return folder / ".venv" / "bin" / "python"
 
 
 def work_dir() -> Path:
@@ -109,6 +115,13 @@ def install_service_env(folder: Path | None = None, timeout: float = 900) -> Ser
 def pipfile_packages() -> dict[str, str]:
     """The ``[packages]`` of the service's Pipfile, each with its pin (``"==1.7.2"``)."""
     return tomllib.loads((config.REPO_ROOT / "Pipfile").read_text())["packages"]
+
+
+def pipfile_mismatches(versions: Mapping[str, str]) -> dict[str, str | None]:
+    """The Pipfile's packages that ``versions`` (from :func:`installed_versions`) lacks or holds at
+    another version than its pin, each with the version found (None: missing)."""
+    return {name: versions.get(name.lower()) for name, pin in pipfile_packages().items()
+            if versions.get(name.lower()) != pin.removeprefix("==")}
 
 
 def installed_versions(python: Path) -> dict[str, str]:

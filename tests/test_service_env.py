@@ -18,7 +18,7 @@ from test_serving import RIDE
 
 from helpers import boosting, config
 from helpers.features import target
-from helpers.service_env import ServiceEnv, install_service_env, installed_versions
+from helpers.service_env import ServiceEnv, install_service_env, installed_versions, pipfile_mismatches
 from helpers.service_process import start_service
 from helpers.training import save_model, train_pipeline
 from tests.conftest import skip_or_fail_in_ci
@@ -101,3 +101,11 @@ def test_a_second_install_reuses_the_environment(service_env):
 
     assert again.python == service_env.python
     assert again.seconds < service_env.seconds
+
+
+def test_a_missing_or_other_version_is_a_mismatch():
+    pins = {name.lower(): pin.removeprefix("==") for name, pin in PIPFILE["packages"].items()}
+
+    assert pipfile_mismatches(pins) == {}
+    assert pipfile_mismatches({**pins, "flask": "0.1"}) == {"flask": "0.1"}
+    assert pipfile_mismatches({key: value for key, value in pins.items() if key != "mlflow"}) == {"mlflow": None}
