@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from helpers import config
-from helpers.processes import LoopbackServer, claimed_port, ensure_ready, http_answers, start_in_group
+from helpers.processes import LoopbackServer, claimed_port, ensure_ready, http_answers, run_logged, start_in_group
 
 IMAGE = "ride-duration"
 DEBIAN_BASE = "workbook-python:3.11-bookworm"
@@ -128,9 +128,9 @@ def build_debian_base(tag: str = DEBIAN_BASE, mirror: str = DEBIAN_MIRROR) -> st
     rootfs = config.build_dir() / "docker-base" / "rootfs"
     shutil.rmtree(rootfs, ignore_errors=True)
     rootfs.parent.mkdir(parents=True, exist_ok=True)
-    _run_logged(["debootstrap", "--variant=minbase", f"--include={','.join(DEBIAN_PACKAGES)}",
+    run_logged(["debootstrap", "--variant=minbase", f"--include={','.join(DEBIAN_PACKAGES)}",
                  "bookworm", str(rootfs), mirror], rootfs.parent / "debootstrap.log")
-    _run_logged(["chroot", str(rootfs), "/usr/bin/python3", "-m", "venv", BASE_VENV],
+    run_logged(["chroot", str(rootfs), "/usr/bin/python3", "-m", "venv", BASE_VENV],
                 rootfs.parent / "venv.log")
     # apt's package lists and the documentation are a third of the tree, and no image step reads them.
     for unread in ("var/lib/apt/lists", "var/cache/apt", "usr/share/doc", "usr/share/man"):
@@ -144,13 +144,6 @@ def build_debian_base(tag: str = DEBIAN_BASE, mirror: str = DEBIAN_MIRROR) -> st
         raise RuntimeError(f"Importing {rootfs} as {tag} failed: {imported.stderr.strip()}")
     shutil.rmtree(rootfs)
     return tag
-
-
-def _run_logged(command: list[str], log_path: Path) -> None:
-    with log_path.open("wb") as log:
-        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
-    if code:
-        raise RuntimeError(f"`{' '.join(command)}` failed with code {code}; see {log_path}.")
 
 
 def ca_bundle() -> Path | None:

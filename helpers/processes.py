@@ -98,6 +98,21 @@ def log_tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
+def run_logged(command: Sequence[str], log_path: Path, *, cwd: Path | None = None,
+               env: Mapping[str, str] | None = None, timeout: float | None = None) -> None:
+    """Run ``command`` to its end with its output in ``log_path``, for a step too long to print.
+
+    Raises:
+        RuntimeError: it failed; the message has the command, its exit code and the log's last lines.
+    """
+    with log_path.open("wb") as log:
+        code = subprocess.run(list(command), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                              timeout=timeout).returncode
+    if code:
+        raise RuntimeError(f"`{' '.join(map(str, command))}` failed with code {code}"
+                           f"{f' in {cwd}' if cwd else ''}:\n{log_tail(log_path, 15)}\n(whole log: {log_path})")
+
+
 def start_in_group(
     args: Sequence[str],
     env: Mapping[str, str] | None,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers import config
+from helpers.processes import run_logged
 
 SERVICE_FILES = ("Pipfile", "Pipfile.lock")
 
@@ -102,13 +103,7 @@ def install_service_env(folder: Path | None = None, timeout: float = 900) -> Ser
     log_path = folder / "pipenv-install.log"
     command = [*pipenv_command(), "install", "--deploy"]
     started = time.monotonic()
-    with log_path.open("wb") as log:
-        code = subprocess.run(command, cwd=folder, env=pipenv_environ(), stdout=log, stderr=subprocess.STDOUT,
-                              timeout=timeout).returncode
-    if code:
-        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
-        raise RuntimeError(f"`pipenv install --deploy` failed with code {code} in {folder}:\n{tail}\n"
-                           f"(whole log: {log_path})")
+    run_logged(command, log_path, cwd=folder, env=pipenv_environ(), timeout=timeout)
     return ServiceEnv(folder=folder, seconds=time.monotonic() - started)
 
 

@@ -20,6 +20,7 @@ from helpers.processes import (
     group_alive,
     http_answers,
     log_tail,
+    run_logged,
     start_in_group,
     wait_until_ready,
 )
@@ -182,3 +183,12 @@ def test_an_app_answering_404_has_started_but_is_not_ok(tmp_path):
             assert http_answers(url, any_status=True)
         finally:
             server.shutdown()
+
+
+def test_a_logged_step_that_fails_says_its_command_code_and_last_lines(tmp_path):
+    log = tmp_path / "step.log"
+
+    with pytest.raises(RuntimeError, match=r"(?s)`sh -c echo one; echo two; exit 3` failed with code 3 in .*:\none\ntwo\n"
+                                           r"\(whole log: .*step\.log\)"):
+        run_logged(["sh", "-c", "echo one; echo two; exit 3"], log, cwd=tmp_path)
+    assert log.read_text() == "one\ntwo\n"
