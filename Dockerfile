@@ -12,7 +12,7 @@
 # A pickled pipeline, e.g. chapter 02's models/pipeline.bin, from a mounted folder:
 #   docker run --rm --network host -v "$PWD/models:/models:ro" -e MODEL_URI=/models/pipeline.bin ride-duration
 # BASE_IMAGE: any image with Python 3.11 whose `python` and `pip` come first on PATH; where no
-# registry is reachable, helpers.container builds one from Debian packages.
+# registry is reachable, helpers.serve.container builds one from Debian packages.
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 
@@ -53,6 +53,6 @@ EXPOSE 9696
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/ping' % os.environ['PORT'], timeout=4)"]
 
-# Exactly helpers.service_process.gunicorn_args(None, 2); a test compares them. With no --bind,
+# Exactly helpers.serve.service_process.gunicorn_args(None, 2); a test compares them. With no --bind,
 # gunicorn listens on 0.0.0.0:$PORT (GUNICORN_CMD_ARGS="--bind ..." picks another address).
-CMD ["gunicorn", "--workers", "2", "--threads", "2", "--no-control-socket", "helpers.serving:create_app()"]
+CMD ["gunicorn", "--workers", "2", "--threads", "2", "--no-control-socket", "helpers.serve.serving:create_app()"]

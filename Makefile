@@ -78,7 +78,7 @@ mage-lock: $(UV_BOOTSTRAP) ## Re-resolve orchestration/requirements.lock after e
 	$(UV) pip compile --quiet --universal --python-version 3.11 orchestration/requirements.in -o $(MAGE_LOCK)
 
 mage: setup mage-setup ## Open the Mage UI on the course's pipelines (port 6789) until Ctrl-C
-	$(VENV_PY) -m helpers.mage --port $(MAGE_PORT)
+	$(VENV_PY) -m helpers.orchestrate.mage --port $(MAGE_PORT)
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -91,16 +91,16 @@ lab: setup mage-setup ## Start JupyterLab on the course environment (port 8888)
 	$(VENV)/bin/jupyter lab --ip $(LAB_IP) --port $(LAB_PORT) --no-browser $(LAB_ROOT_FLAG)
 
 mlflow: setup ## Start the MLflow tracking server and UI on the course store (port 5000) until Ctrl-C
-	$(VENV_PY) -m helpers.mlflow_server --port 5000
+	$(VENV_PY) -m helpers.servers.mlflow_server --port 5000
 
 mlflow-team: setup ## Start the team's MLflow server (PostgreSQL, S3, users; port 5001) until Ctrl-C
-	$(VENV_PY) -m helpers.team_server --port $(TEAM_PORT)
+	$(VENV_PY) -m helpers.servers.team_server --port $(TEAM_PORT)
 
 serve: setup ## Serve MODEL_URI (default: the champion) with gunicorn on SERVE_BIND (127.0.0.1:9696) until Ctrl-C
-	$(VENV_PY) -m helpers.service_process --bind $(or $(SERVE_BIND),127.0.0.1:9696)
+	$(VENV_PY) -m helpers.serve.service_process --bind $(or $(SERVE_BIND),127.0.0.1:9696)
 
 notebooks: setup mage-setup ## Re-execute the notebooks in order on one fresh set of stores, offline: their committed form
-	$(VENV_PY) -m helpers.notebook_form refresh
+	$(VENV_PY) -m helpers.course.notebook_form refresh
 
 test: setup mage-setup ## Run the tests offline, as CI does (then helpers again in .venv-mage)
 	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(VENV_PY) -m pytest $(PYTEST_ARGS)

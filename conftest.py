@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.config import isolated_env, screenshots_dir
+from helpers.core.config import isolated_env, screenshots_dir
 
 _BASE = Path(tempfile.mkdtemp(prefix="workbook-tests-"))
 

@@ -19,10 +19,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 from sklearn.linear_model import LinearRegression
 
-from helpers import batch, models
-from helpers.features import prepare
-from helpers.training import train_pipeline
-from helpers.twin import make_twin
+from helpers.core.features import prepare
+from helpers.core.twin import make_twin
+from helpers.ml import models
+from helpers.ml.training import train_pipeline
+from helpers.serve import batch
 
 TARGET_PER_MINUTE = 1_000_000
 

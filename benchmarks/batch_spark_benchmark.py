@@ -1,6 +1,6 @@
 """Batch scoring with pandas and with Spark (local[*]) on 1-12 months: rides per minute and peak memory.
 
-Each case is the command a learner runs, ``python -m helpers.batch --engine E --months ...``, in a
+Each case is the command a learner runs, ``python -m helpers.serve.batch --engine E --months ...``, in a
 process of its own, from a warm cache (the offline twin, generated first). Its wall time includes
 Python's imports and, for Spark, the JVM's start; its peak memory is the RSS of the whole process
 tree (Python, the JVM, Spark's Python workers), sampled every 0.1 s. A straight line through each
@@ -25,10 +25,10 @@ import psutil
 import pyarrow.parquet as pq
 from sklearn.linear_model import LinearRegression
 
-from helpers import config, data
-from helpers.features import prepare
-from helpers.training import save_model, train_pipeline
-from helpers.twin import make_twin
+from helpers.core import config, data
+from helpers.core.features import prepare
+from helpers.core.twin import make_twin
+from helpers.ml.training import save_model, train_pipeline
 
 FIRST_MONTH = {"green": (2021, 1), "yellow": (2023, 1)}  # yellow 2023: ~3M rides a month, as the real files
 DEFAULT_CASES = "green:1,green:3,green:12,yellow:1,yellow:3"
@@ -40,9 +40,9 @@ def months(color: str, count: int) -> list[tuple[int, int]]:
 
 
 def run_case(engine: str, color: str, count: int, model: Path, out: Path) -> tuple[float, float]:
-    """Seconds and peak MB of one ``python -m helpers.batch`` run, its whole process tree."""
+    """Seconds and peak MB of one ``python -m helpers.serve.batch`` run, its whole process tree."""
     first, last = months(color, count)[0], months(color, count)[-1]
-    command = [sys.executable, "-m", "helpers.batch", "--engine", engine, "--color", color,
+    command = [sys.executable, "-m", "helpers.serve.batch", "--engine", engine, "--color", color,
                "--months", f"{first[0]}-{first[1]:02d}..{last[0]}-{last[1]:02d}", "--model-uri", str(model),
                "--output-dir", str(out)]
     started = time.perf_counter()

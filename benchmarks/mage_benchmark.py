@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import time
 
-from helpers import config, mage, twin
-from helpers.notebook_form import isolated_stores
-from helpers.tlc import trip_filename
+from helpers.core import config, twin
+from helpers.core.tlc import trip_filename
+from helpers.course.notebook_form import isolated_stores
+from helpers.orchestrate import mage
 
 PIPELINES = [("data_preparation", {}), ("sklearn_training", {}), ("xgboost_training", {}), ("deploying", {}),
              ("batch_inference", {}), ("retraining", {"train_month": "2021-01"})]

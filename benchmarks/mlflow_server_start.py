@@ -1,6 +1,6 @@
 """How long the course's MLflow server takes to start (until /health is OK) and to stop.
 
-Starts and stops the server three times with ``helpers.mlflow_server``, then once the way a bare
+Starts and stops the server three times with ``helpers.servers.mlflow_server``, then once the way a bare
 ``mlflow server`` runs (default workers, job execution on) for comparison, each against a fresh
 SQLite store in a temporary folder. ``--bytecode-cache`` lets the servers write ``.pyc`` files to a
 temporary prefix, for an environment (like this sandbox) that sets ``PYTHONDONTWRITEBYTECODE``.
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import requests
 
-from helpers.mlflow_server import MlflowServer, start_server
-from helpers.processes import free_port, group_alive, start_in_group
+from helpers.servers.mlflow_server import MlflowServer, start_server
+from helpers.servers.processes import free_port, group_alive, start_in_group
 
 
 def time_helper(tmp: Path) -> tuple[float, float, int]:

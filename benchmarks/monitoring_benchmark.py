@@ -19,14 +19,17 @@ import warnings
 import pandas as pd
 from sklearn.linear_model import LinearRegression
 
-from helpers import batch, features, models, monitoring, training, twin
+from helpers.core import features, twin
+from helpers.ml import models, training
+from helpers.monitor import drift
+from helpers.serve import batch
 
 warnings.filterwarnings("ignore")  # Evidently's dependencies warn about their own deprecations
 
 
 def scored_month(model: models.LoadedModel, year: int, month: int) -> pd.DataFrame:
     raw = twin.make_twin("green", year, month).to_pandas()
-    return monitoring.monitored_batch(batch.score_month(model, raw, "green", progress=False), raw)
+    return drift.monitored_batch(batch.score_month(model, raw, "green", progress=False), raw)
 
 
 def timed(label: str, work):
@@ -45,14 +48,14 @@ def main() -> None:
     reference, march = months[2021, 2], months[2021, 3]
     print(f"reference: green 2021-02, {len(reference):,} rides; current: green 2021-03, {len(march):,} rides\n")
 
-    timed("batch_metrics, one month", lambda: monitoring.batch_metrics(march, reference, "green/2021-03"))
+    timed("batch_metrics, one month", lambda: drift.batch_metrics(march, reference, "green/2021-03"))
     one_day = march[march.lpep_pickup_datetime.dt.day == 5]
     timed(f"batch_metrics, one day ({len(one_day):,} rides)",
-          lambda: monitoring.batch_metrics(one_day, reference, "green/2021-03-05"))
-    days = timed("daily_metrics, a whole month", lambda: monitoring.daily_metrics(march, reference, "green"))
+          lambda: drift.batch_metrics(one_day, reference, "green/2021-03-05"))
+    days = timed("daily_metrics, a whole month", lambda: drift.daily_metrics(march, reference, "green"))
     timed("batch_metrics + save_html, one month",
-          lambda: monitoring.batch_metrics(march, reference, "green/2021-03", save_html=True))
-    html = monitoring.report_path("green/2021-03")
+          lambda: drift.batch_metrics(march, reference, "green/2021-03", save_html=True))
+    html = drift.report_path("green/2021-03")
     print(f"HTML report: {html.stat().st_size / 1e6:.1f} MB")
     flagged = [d.batch for d in days if d.prediction_drift_detected]
     print(f"days of 2021-03 with prediction drift: {len(flagged)} of {len(days)}; "
@@ -64,7 +67,7 @@ def main() -> None:
         for key in [(2021, 2), (2022, 1), (2023, 1)]:
             if key == ref_key:
                 continue
-            m = monitoring.batch_metrics(months[key], months[ref_key], monitoring.batch_key("green", *key))
+            m = drift.batch_metrics(months[key], months[ref_key], drift.batch_key("green", *key))
             print(f"{ref_key[0]}-{ref_key[1]:02d}    {m.batch:<14} {m.prediction_drift:>10.3f} "
                   f"{str(m.prediction_drift_detected):>8} {m.drifted_columns:>8} {m.drifted_share:>6.2f} "
                   f"{m.missing_share:>8.3f} {m.rmse:>6.2f}  {', '.join(c.column for c in m.drifted())}")

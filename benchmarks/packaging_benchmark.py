@@ -22,10 +22,10 @@ from pathlib import Path
 
 from sklearn.linear_model import LinearRegression
 
-from helpers import container, service_env
-from helpers.data import fetch_month
-from helpers.features import read_prepared
-from helpers.training import save_model, train_pipeline
+from helpers.core.data import fetch_month
+from helpers.core.features import read_prepared
+from helpers.ml.training import save_model, train_pipeline
+from helpers.serve import container, service_env
 
 BENCH_TAG = "ride-duration:benchmark"
 

@@ -30,10 +30,11 @@ from pathlib import Path
 
 import requests
 
-from helpers import config, registry
-from helpers.notebook_form import isolated_stores
-from helpers.processes import GroupProcess, free_port, start_in_group
-from helpers.service_process import gunicorn_args, start_service
+from helpers.core import config
+from helpers.course.notebook_form import isolated_stores
+from helpers.ml import registry
+from helpers.serve.service_process import gunicorn_args, start_service
+from helpers.servers.processes import GroupProcess, free_port, start_in_group
 
 RIDE = {"PULocationID": 43, "DOLocationID": 151, "trip_distance": 1.8}
 

@@ -2,7 +2,7 @@
 
 Each run uses a fresh data folder first (PostgreSQL's initdb, new buckets, the auth app's tables),
 then restarts on the same folder, as `make mlflow-team` does the second time. Parts are timed on
-their own (PostgreSQL, SeaweedFS), then the whole server as ``helpers.team_server`` starts it.
+their own (PostgreSQL, SeaweedFS), then the whole server as ``helpers.servers.team_server`` starts it.
 
 Run: .venv/bin/python benchmarks/team_server_start.py [--runs 2]
 """
@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from helpers.object_store import start_object_store
-from helpers.postgres import start_postgres
-from helpers.team_server import start_team_server
+from helpers.servers.object_store import start_object_store
+from helpers.servers.postgres import start_postgres
+from helpers.servers.team_server import start_team_server
 
 
 def timed(start, *args, **kwargs) -> tuple[float, float]:

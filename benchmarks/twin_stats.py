@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from helpers.tlc import DROPOFF_COLUMN, PICKUP_COLUMN
-from helpers.twin import make_twin
+from helpers.core.tlc import DROPOFF_COLUMN, PICKUP_COLUMN
+from helpers.core.twin import make_twin
 
 MONTHS = [("green", 2021, 1), ("green", 2021, 2), ("green", 2021, 3), ("green", 2022, 1), ("green", 2023, 1),
           ("yellow", 2023, 1)]

@@ -6,7 +6,7 @@ On the twin's green January 2021 (training) and February 2021 (validation), as c
   (DictVectorizer), 1000 rounds with early stopping after 50;
 - ``onehot-search``: (1b) the zoomcamp's search as the course ran it before: 50 hyperopt trials,
   ``max_depth`` 4-100, up to 1000 rounds, the same one-hot matrix (about 20 minutes);
-- ``native-search``: the course's search now (``helpers.boosting``): zones as categoricals;
+- ``native-search``: the course's search now (``helpers.ml.boosting``): zones as categoricals;
 - ``frontier``: single fits of the categorical model across depths and learning rates, for the
   time/RMSE frontier.
 
@@ -30,8 +30,9 @@ from hyperopt import STATUS_OK, Trials, fmin, hp, tpe
 from hyperopt.pyll import scope
 from sklearn.feature_extraction import DictVectorizer
 
-from helpers import boosting, config, data, features, tracking
-from helpers.training import rmse
+from helpers.core import config, data, features
+from helpers.ml import boosting, tracking
+from helpers.ml.training import rmse
 
 ZOOMCAMP_BEST = {"max_depth": 30, "learning_rate": 0.0959, "min_child_weight": 1.06, "reg_alpha": 0.018,
                  "reg_lambda": 0.0117, "objective": "reg:squarederror", "seed": 42}

@@ -7,36 +7,16 @@ its tests keep apart by using their own experiment and registered model names.
 
 from __future__ import annotations
 
-import os
+import secrets
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import mlflow
 import pytest
-from synthetic import synthetic_month
 
-
-@dataclass
-class Reply:
-    """One scripted answer; ``length`` larger than ``body`` simulates a connection cut mid-file."""
-
-    status: int = 200
-    body: bytes = b""
-    length: int | None = None
-    content_type: str | None = None
-
-
-@dataclass
-class FakeTLC:
-    """Routes map a path to the replies given in turn (the last one repeats); any other path gets
-    ``default``; ``hits`` counts requests."""
-
-    url: str
-    routes: dict[str, list[Reply]] = field(default_factory=dict)
-    default: list[Reply] = field(default_factory=lambda: [Reply(404, b"not found")])
-    hits: dict[str, int] = field(default_factory=dict)
+from helpers.servers.postgres import PostgresServer, binaries_dir, start_postgres
+from tests.support import FakeTLC, skip_or_fail_in_ci, synthetic_month
 
 
 @pytest.fixture
@@ -99,36 +79,15 @@ def store(tmp_path_factory):
     mp.undo()
 
 
-def registered_champion(name: str, months) -> str:
-    """Train a LinearRegression on the synthetic ``months``, register it as ``name`` with the
-    ``champion`` alias, and return its version (the store is the caller's)."""
-    from mlflow.tracking import MlflowClient
-    from sklearn.linear_model import LinearRegression
-
-    from helpers import registry, tracking
-
-    df_train, df_val, _ = months
-    tracking.use_experiment(name)
-    result = tracking.train_and_log(LinearRegression(), df_train, df_val, train_source="a", val_source="b",
-                                    data_source="twin")
-    version = registry.register_run(MlflowClient().get_run(result.run_id), name)
-    MlflowClient().set_registered_model_alias(name, registry.CHAMPION, version.version)
-    return str(version.version)
 
 
-def skip_or_fail_in_ci(reason: str) -> None:
-    """Skip with ``reason``; with ``CI=true`` fail instead, since CI installs what the test needs,
-    so that a test can never silently stop running there."""
-    if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
-        pytest.fail(f"{reason} CI=true, so this is an error, not a skip.")
-    pytest.skip(reason)
 
 
 @pytest.fixture
 def chromium():
-    """A headless Chromium whose pages may reach only 127.0.0.1 (``helpers.browser``)."""
+    """A headless Chromium whose pages may reach only 127.0.0.1 (``helpers.servers.browser``)."""
     # Imported here: Playwright is in .venv only, and this file also loads for the .venv-mage run.
-    from helpers import browser
+    from helpers.servers import browser
 
     try:
         browser.chromium_executable()
@@ -136,3 +95,19 @@ def chromium():
         skip_or_fail_in_ci(str(missing))
     with browser.open_browser() as session:
         yield session
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory) -> Iterator[PostgresServer]:
+    """A PostgreSQL server on 127.0.0.1 for the session, from the pgserver package's binaries; skips
+    without them, but fails in CI (where `make setup` installs them), so that the PostgreSQL tests can
+    never silently stop running there."""
+    try:
+        binaries_dir()
+    except RuntimeError as missing:
+        skip_or_fail_in_ci(str(missing))
+    folder = tmp_path_factory.mktemp("postgres")
+    # No fsync: a test server holds nothing worth a flush.
+    server = start_postgres(folder / "data", secrets.token_urlsafe(12), folder / "server.log", fsync=False)
+    yield server
+    server.stop()

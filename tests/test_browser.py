@@ -22,10 +22,18 @@ import pytest
 from mlflow.tracking import MlflowClient
 from playwright.sync_api import Page
 
-from helpers import config, course, mlflow_server, registry, tracking
-from helpers.browser import LoopbackBrowser, PageCheckError
-from helpers.processes import GroupProcess, claimed_port, ensure_ready, start_in_group
-from tests.conftest import Reply
+from helpers.core import config
+from helpers.course import runner as course
+from helpers.ml import registry, tracking
+from helpers.servers import mlflow_server
+from helpers.servers.browser import LoopbackBrowser, PageCheckError
+from helpers.servers.processes import (
+    GroupProcess,
+    claimed_port,
+    ensure_ready,
+    start_in_group,
+)
+from tests.support import Reply
 
 CHAPTER_01 = config.REPO_ROOT / "notebooks" / "01_environment.ipynb"
 LAB_START_SECONDS = 120

@@ -9,7 +9,7 @@ import ast
 import nbformat
 import pytest
 
-from helpers.course import find_chapters, notebooks_dir
+from helpers.course.runner import find_chapters, notebooks_dir
 
 # "mlflow.x.y": that exact dotted call; ".name": a method of any object (a client, a vectorizer);
 # "name": a plain function or class called by its name.

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import config, data
-from helpers.tlc import trip_filename
-from tests.tlc_mirror import TLCMirror
+from helpers.core import config, data
+from helpers.core.tlc import trip_filename
+from tests.support import TLCMirror
 
 pytestmark = pytest.mark.xdist_group("learner-path")
 
@@ -32,7 +32,7 @@ COURSE_VARIABLES = ("MLFLOW_", "WORKBOOK_", "MAGE_", "MODEL_", "UV_", "PIP_CACHE
 REGISTRY_PROBE = """
 import json
 from mlflow.tracking import MlflowClient
-from helpers import registry
+from helpers.ml import registry
 versions = MlflowClient().search_model_versions(f"name = '{registry.MODEL_NAME}'")
 champion = registry.version_by_alias(registry.CHAMPION)
 print(json.dumps({"runs": [v.run_id for v in versions], "champion": str(champion.version),

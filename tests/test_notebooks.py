@@ -21,10 +21,11 @@ from hyperopt.pyll.stochastic import sample
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import root_mean_squared_error
 
-from helpers import boosting, config, registry, tracking
-from helpers.course import find_chapters, notebooks_dir, run_chapter
-from helpers.config import isolated_env
-from helpers.notebook_form import problems
+from helpers.core import config
+from helpers.core.config import isolated_env
+from helpers.course.notebook_form import problems
+from helpers.course.runner import find_chapters, notebooks_dir, run_chapter
+from helpers.ml import boosting, registry, tracking
 
 CHAPTERS = find_chapters(notebooks_dir())
 
@@ -147,8 +148,8 @@ def test_chapter_02_saves_the_hand_written_pair_and_the_pipeline(executed, store
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.linear_model import LinearRegression
 
-    from helpers.features import to_dicts
-    from helpers.training import load_model, predict
+    from helpers.core.features import to_dicts
+    from helpers.ml.training import load_model, predict
 
     assert executed["02"].ok
     monkeypatch.setenv("WORKBOOK_MODELS_DIR", str(stores["02"] / "models"))
@@ -257,9 +258,9 @@ def test_chapter_06_scores_serves_and_streams(executed):
     text = executed["06"].key_result
     assert _number(r"batch: (\d+) rides", text.replace(",", "")) > 60_000
     assert 1 <= _number(r"service: (\d+\.\d+) min", text) <= 120
-    assert "as helpers.serving: True" in text
+    assert "as helpers.serve.serving: True" in text
     assert _number(r"stream: (\d+) events", text) == 3
-    assert "lambda as helpers.streaming: True" in text
+    assert "lambda as helpers.serve.streaming: True" in text
 
 
 def _output_finder(path) -> Callable[..., str]:
@@ -312,7 +313,7 @@ def test_the_committed_chapter_06_serves_from_its_pipenv_environment_and_its_doc
 
 
 def _jvms_under(folder: Path) -> list[psutil.Process]:
-    """The Java processes whose Spark scratch folder (SPARK_LOCAL_DIRS, set by helpers.spark_session) is under ``folder``."""
+    """The Java processes whose Spark scratch folder (SPARK_LOCAL_DIRS, set by helpers.servers.spark_session) is under ``folder``."""
     found = []
     for process in psutil.process_iter(["name"]):
         if process.info["name"] != "java":
@@ -350,7 +351,7 @@ def test_chapter_07_detects_alerts_retrains_and_compares(executed, chapter_store
     before, after = (float(x) for x in re.search(r"RMSE (\d+\.\d+) -> (\d+\.\d+) \(promoted\)", text).groups())
     assert after < before
     chapter_store("07")
-    from helpers import monitoring
+    from helpers.monitor import monitoring
 
     stored = monitoring.MetricsStore().load()
     assert {"green/2021-03", "green/2023-01"} <= set(stored["batch"])
@@ -398,7 +399,7 @@ def test_exercises_start_not_attempted(executed, number):
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda path: path.stem)
 def test_every_chapter_has_an_exercise_where_the_learner_writes_code(path):
-    from helpers.checks import EXERCISES
+    from helpers.course.checks import EXERCISES
 
     sources = [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
     checked = set(re.findall(r'check\("(\d\d\.\w+)"', "\n".join(sources)))

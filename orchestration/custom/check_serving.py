@@ -1,5 +1,6 @@
-"""Make sure the web service picked the champion up (it follows the alias; see helpers.serving)."""
-from helpers import pipelines, registry
+"""Make sure the web service picked the champion up (it follows the alias; see helpers.serve.serving)."""
+from helpers.ml import registry
+from helpers.orchestrate import pipelines
 
 if 'custom' not in globals():
     from mage_ai.data_preparation.decorators import custom

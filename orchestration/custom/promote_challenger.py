@@ -1,5 +1,5 @@
 """Compare the challenger with the champion on the test month; move `champion` only if it is better."""
-from helpers import pipelines
+from helpers.orchestrate import pipelines
 
 if 'custom' not in globals():
     from mage_ai.data_preparation.decorators import custom

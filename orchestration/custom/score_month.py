@@ -1,5 +1,5 @@
 """Batch inference (chapter 06): score every ride of a month with the model, write its predictions."""
-from helpers import pipelines
+from helpers.orchestrate import pipelines
 
 if 'custom' not in globals():
     from mage_ai.data_preparation.decorators import custom

@@ -1,5 +1,5 @@
 """Train chapter 03's linear models, each a tracked MLflow run; pass on the best."""
-from helpers import pipelines
+from helpers.orchestrate import pipelines
 
 if 'custom' not in globals():
     from mage_ai.data_preparation.decorators import custom

@@ -1,5 +1,5 @@
 """Search XGBoost hyperparameters with hyperopt (nested MLflow runs), refit the best as the pipeline."""
-from helpers import pipelines
+from helpers.orchestrate import pipelines
 
 if 'custom' not in globals():
     from mage_ai.data_preparation.decorators import custom

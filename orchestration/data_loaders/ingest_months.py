@@ -1,5 +1,5 @@
 """Ingest: the training and validation months, real TLC files or their offline twin."""
-from helpers import pipelines
+from helpers.orchestrate import pipelines
 
 if 'data_loader' not in globals():
     from mage_ai.data_preparation.decorators import data_loader

@@ -1,5 +1,5 @@
 """Wait until the newest month of trips exists (in the data cache, or online on the TLC site)."""
-from helpers import pipelines
+from helpers.orchestrate import pipelines
 
 if 'sensor' not in globals():
     from mage_ai.data_preparation.decorators import sensor

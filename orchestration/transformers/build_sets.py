@@ -1,5 +1,5 @@
 """Build the training and validation sets: the ride fields the model reads, the target, the split."""
-from helpers import pipelines
+from helpers.orchestrate import pipelines
 
 if 'transformer' not in globals():
     from mage_ai.data_preparation.decorators import transformer

@@ -1,5 +1,5 @@
 """Prepare: duration in minutes, rides of 1-60 minutes, zones as categories (chapter 02)."""
-from helpers import pipelines
+from helpers.orchestrate import pipelines
 
 if 'transformer' not in globals():
     from mage_ai.data_preparation.decorators import transformer

@@ -1,0 +1,88 @@
+"""Instant feedback for the exercises, in the spirit of Kaggle's learntools.
+
+Each exercise is declared as data: the question, the expected value (or one computed by the
+notebook from the data it really loaded), a tolerance, and hints for the usual wrong answers.
+A check never raises: an unanswered exercise says so, a wrong one gets a specific hint. The
+exercises where the learner writes code run it through the checks of their chapter's module in :mod:`helpers.course.exercises`.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+from collections.abc import Callable
+from typing import Any
+
+from helpers.course.exercise import Exercise, matches, safe
+from helpers.course.exercises import (
+    chapter_01,
+    chapter_02,
+    chapter_03,
+    chapter_04,
+    chapter_05,
+    chapter_06,
+    chapter_07,
+    chapter_08,
+)
+from helpers.course.feedback import CORRECT, INCORRECT, NOT_ATTEMPTED, Feedback
+
+__all__ = ["CORRECT", "EXERCISES", "INCORRECT", "NOT_ATTEMPTED", "Exercise", "Feedback", "check", "solution"]
+
+EXERCISES: dict[str, Exercise] = {
+    exercise_id: exercise
+    for chapter in (chapter_01, chapter_02, chapter_03, chapter_04, chapter_05, chapter_06, chapter_07, chapter_08)
+    for exercise_id, exercise in chapter.EXERCISES.items()
+}
+
+
+def _is_stub(function: Callable) -> bool:
+    """True for the notebook's stub: a body of only a docstring, ``...``, ``pass`` or comments."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.FunctionDef) else []
+    return bool(body) and all(isinstance(node, ast.Pass) or (isinstance(node, ast.Expr) and isinstance(
+        node.value, ast.Constant) and (node.value.value is Ellipsis or isinstance(node.value.value, str)))
+        for node in body)
+
+
+def check(exercise_id: str, answer: Any, expected: Any = None, **context: Any) -> Feedback:
+    """Check a learner's answer and say what to do next; never raises on a wrong answer.
+
+    Args:
+        exercise_id: Key in :data:`EXERCISES`, e.g. ``"01.maturity"``.
+        answer: The learner's answer (a function, for a coding exercise); ``None`` or the notebook's
+            stub means not attempted yet.
+        expected: The right answer when it depends on the data the notebook loaded.
+        context: What a coding exercise's check needs, e.g. ``server=`` the team server.
+
+    Returns:
+        Feedback whose status is ``"not attempted"``, ``"correct"`` or ``"incorrect"``.
+    """
+    exercise = EXERCISES[exercise_id]
+    if answer is None or (exercise.verify and callable(answer) and _is_stub(answer)):
+        return Feedback(NOT_ATTEMPTED, f"Not attempted yet. {exercise.question}")
+    if exercise.verify:
+        if not callable(answer):
+            return Feedback(INCORRECT, "Not quite: pass the function itself (its name, without calling it).")
+        try:
+            return exercise.verify(answer, **context)
+        except Exception as error:  # noqa: BLE001 - a check never raises; the reason is shown instead
+            return Feedback(INCORRECT, f"Could not run the check ({type(error).__name__}: {error}); "
+                                       "did every cell above it run?")
+    right = exercise.expected if expected is None else expected
+    if right is None:
+        raise ValueError(f"exercise {exercise_id!r} has no fixed answer; pass expected= computed from the data")
+    if matches(answer, right, exercise.tolerance):
+        return Feedback(CORRECT, "Correct!")
+    for test, hint in exercise.hints:
+        if safe(test, answer):
+            return Feedback(INCORRECT, f"Not quite: {hint}")
+    return Feedback(INCORRECT, f"Not quite. Hint: {exercise.hint}")
+
+
+def solution(exercise_id: str) -> str:
+    """The code that answers an exercise, for a learner who wants to see it."""
+    return EXERCISES[exercise_id].solution

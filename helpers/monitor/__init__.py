@@ -1,0 +1,1 @@
+"""Watching the model in production: drift and quality, the metrics store, alert rules, alerts and retraining."""

@@ -1,0 +1,131 @@
+"""The web service's own environment, installed by Pipenv from its ``Pipfile.lock``.
+
+The course's ``.venv`` holds what every chapter needs (Jupyter, Spark, Evidently, Mage's clients);
+the service needs a few packages, pinned with hashes in ``Pipfile.lock``, the same the Docker image
+installs. :func:`install_service_env` copies the Pipfile and its lock into a work folder under
+``build/`` and runs ``pipenv install --deploy`` there, into a virtualenv of that folder's own;
+``start_service(..., python=env.python)`` then serves from it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from helpers.core import config
+from helpers.servers.processes import run_logged
+
+SERVICE_FILES = ("Pipfile", "Pipfile.lock")
+
+# Each one keeps pipenv off the course's environment and files.
+PIPENV_SETTINGS = {
+    # The virtualenv goes into the work folder, as .venv, not into ~/.local/share/virtualenvs.
+    "PIPENV_VENV_IN_PROJECT": "1",
+    # An activated .venv (Codespaces terminals activate the course's) would be installed into.
+    "PIPENV_IGNORE_VIRTUALENVS": "1",
+    # Never the repository's own Pipfile, above build/, should the copy be missing.
+    "PIPENV_NO_INHERIT": "1",
+    # A log file, not a terminal: no spinner.
+    "PIPENV_NOSPIN": "1",
+}
+
+
+@dataclass(frozen=True)
+class ServiceEnv:
+    """A Pipenv-made environment for the service."""
+
+    folder: Path
+    seconds: float
+
+    @property
+    def python(self) -> Path:
+        """The environment's interpreter; its ``gunicorn`` lies beside it."""
+        return venv_python(self.folder)
+
+
+def venv_python(folder: Path) -> Path:
+    """The interpreter of the environment pipenv makes in ``folder`` (``PIPENV_VENV_IN_PROJECT=1``)."""
+    return folder / ".venv" / "bin" / "python"
+
+
+def work_dir() -> Path:
+    """Where the service's environment is installed (``<build>/service-env``)."""
+    return config.build_dir() / "service-env"
+
+
+def pipenv_command() -> list[str]:
+    """``pipenv`` as the course's environment installs it (``make setup``), run by this interpreter.
+
+    Raises:
+        RuntimeError: pipenv is not installed here.
+    """
+    try:
+        import pipenv  # noqa: F401 - only asks whether it is installed
+    except ImportError as missing:
+        raise RuntimeError("pipenv is not installed in this environment: run `make setup`.") from missing
+    return [sys.executable, "-m", "pipenv"]
+
+
+def pipenv_environ() -> dict[str, str]:
+    """This process's environment with :data:`PIPENV_SETTINGS`, and no trace of an active venv."""
+    return config.child_environ(PIPENV_SETTINGS, drop=("VIRTUAL_ENV", "PIPENV_ACTIVE"))
+
+
+def install_service_env(folder: Path | None = None, timeout: float = 900) -> ServiceEnv:
+    """Copy the service's Pipfile and lock into ``folder`` and ``pipenv install --deploy`` there.
+
+    A second call on the same folder installs nothing new and takes seconds.
+
+    Args:
+        folder: The work folder; None is :func:`work_dir`.
+        timeout: Seconds the install may take.
+
+    Returns:
+        The environment, with the seconds the install took.
+
+    Raises:
+        RuntimeError: pipenv is missing or failed (its log is named), e.g. the lock no longer
+            matches the Pipfile (``--deploy``) or the package registry cannot be reached.
+    """
+    folder = (folder or work_dir()).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in SERVICE_FILES:
+        shutil.copy2(config.REPO_ROOT / name, folder / name)
+    log_path = folder / "pipenv-install.log"
+    command = [*pipenv_command(), "install", "--deploy"]
+    started = time.monotonic()
+    run_logged(command, log_path, cwd=folder, env=pipenv_environ(), timeout=timeout)
+    return ServiceEnv(folder=folder, seconds=time.monotonic() - started)
+
+
+def pipfile_packages() -> dict[str, str]:
+    """The ``[packages]`` of the service's Pipfile, each with its pin (``"==1.7.2"``)."""
+    return tomllib.loads((config.REPO_ROOT / "Pipfile").read_text())["packages"]
+
+
+def pipfile_mismatches(versions: Mapping[str, str]) -> dict[str, str | None]:
+    """The Pipfile's packages that ``versions`` (from :func:`installed_versions`) lacks or holds at
+    another version than its pin, each with the version found (None: missing)."""
+    return {name: versions.get(name.lower()) for name, pin in pipfile_packages().items()
+            if versions.get(name.lower()) != pin.removeprefix("==")}
+
+
+def installed_versions(python: Path) -> dict[str, str]:
+    """Every distribution in the environment of ``python``, by its normalised name, with its version;
+    empty when there is no such interpreter (e.g. pipenv never got to create the environment)."""
+    if not python.is_file():
+        return {}
+    listing = subprocess.run(
+        [str(python), "-c",
+         "import importlib.metadata as m, json; "
+         "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return {name.lower().replace("_", "-"): version for name, version in json.loads(listing).items()}

@@ -1,0 +1,308 @@
+"""Chapter 05's Mage project, for real: every pipeline with ``mage run`` in ``.venv-mage``, then the
+Mage server on loopback with its triggers (API, sensor, schedule) and its failure alert.
+
+The module has its own MLflow store, data cache and ``MAGE_DATA_DIR``, so the registry versions it
+creates never show up in the notebooks nbval replays afterwards. Tests run in file order and build
+on each other like the chapter does: prepare, train, deploy, serve, score.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import subprocess
+import time
+import tomllib
+import warnings
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from mlflow.tracking import MlflowClient
+
+from helpers.core import config, twin
+from helpers.core.tlc import trip_filename
+from helpers.ml import models, registry
+from helpers.monitor import alerts, retraining
+from helpers.orchestrate import mage
+from helpers.serve import service_process
+
+pytestmark = pytest.mark.skipif(not (mage.MAGE_VENV / "bin" / "mage").exists(),
+                                reason="no .venv-mage: `make test` creates it with `make mage-setup`")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def mage_home(store, tmp_path_factory):
+    """Own data cache and build dir (so MAGE_DATA_DIR too) for the module, on the module's store."""
+    base = tmp_path_factory.mktemp("mage-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WORKBOOK_DATA_DIR", str(base / "data"))
+        mp.setenv("WORKBOOK_BUILD_DIR", str(base / "build"))
+        yield base
+
+
+def project_files() -> dict[str, str]:
+    """The committed files of the project and their hashes (Mage's git-ignored run files left out)."""
+    listed = subprocess.run(["git", "ls-files", "-z", "orchestration"], cwd=config.REPO_ROOT, capture_output=True,
+                            check=True).stdout.decode().split("\0")
+    return {name: hashlib.sha256((config.REPO_ROOT / name).read_bytes()).hexdigest() for name in listed if name}
+
+
+@pytest.fixture(scope="module")
+def committed_project():
+    return project_files()
+
+
+def lock_versions(text: str) -> dict[str, str]:
+    return {name.lower(): version for name, version in re.findall(r"^([A-Za-z0-9_.-]+)==([^\s;]+)", text, re.M)}
+
+
+def test_the_mage_environment_builds_models_from_the_course_versions():
+    mage_pins = lock_versions((config.REPO_ROOT / "orchestration" / "requirements.lock").read_text())
+    course = {package["name"]: package["version"]
+              for package in tomllib.loads((config.REPO_ROOT / "uv.lock").read_text())["package"]}
+    for name in ("scikit-learn", "pandas", "xgboost-cpu", "skops", "pyarrow", "hyperopt"):
+        assert mage_pins[name] == course[name], name
+    assert mage_pins["mlflow-skinny"] == course["mlflow"]
+    assert mage_pins["mage-ai"] == "0.9.80"
+
+
+def helpers_modules_used_by_blocks() -> set[str]:
+    """Every helpers module a block imports, directly or through other helpers modules."""
+    pattern = re.compile(r"^from helpers(?:\.(\w+))? import ([\w, ]+)", re.M)
+
+    def imported(text: str) -> set[str]:
+        found = set()
+        for module, names in pattern.findall(text):
+            found |= {module} if module else {name.strip() for name in names.split(",")}
+        return found
+
+    todo = set().union(*(imported(path.read_text()) for path in mage.PROJECT_DIR.rglob("*.py")))
+    seen: set[str] = set()
+    while todo:
+        module = todo.pop()
+        seen.add(module)
+        todo |= imported((config.REPO_ROOT / "helpers" / f"{module}.py").read_text()) - seen
+    return seen
+
+
+def test_every_helpers_module_the_blocks_run_is_tested_in_the_mage_environment():
+    makefile = (config.REPO_ROOT / "Makefile").read_text()
+    listed = set(re.findall(r"tests/test_(\w+)\.py", makefile.split("MAGE_TESTS :=")[1].split("\n\n")[0]))
+    tested = {module for module in helpers_modules_used_by_blocks()
+              if (config.REPO_ROOT / "tests" / f"test_{module}.py").exists()}
+    assert tested - listed == set()
+    assert {"pipelines", "tracking", "registry", "batch"} <= tested
+
+
+def test_without_mage_installed_the_error_says_how_to_install_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(mage, "MAGE_VENV", tmp_path / "no-venv")
+    with pytest.raises(mage.MageNotInstalledError, match="make mage-setup"):
+        mage.run_pipeline("data_preparation")
+
+
+def test_the_project_lists_every_pipeline_with_block_files_that_exist():
+    blocks = mage.describe()
+    assert list(blocks.pipeline.unique()) == ["data_preparation", "sklearn_training", "xgboost_training",
+                                             "deploying", "batch_inference", "retraining"]
+    for file in blocks.file:
+        assert (mage.PROJECT_DIR / file).exists(), file
+    assert blocks.query("pipeline == 'retraining'").iloc[0].type == "sensor"
+
+
+def test_an_unknown_pipeline_is_named_with_the_choices():
+    with pytest.raises(ValueError, match="no pipeline 'training'.*data_preparation"):
+        mage.run_pipeline("training")
+
+
+def test_data_preparation_builds_train_and_validation_sets(committed_project):
+    run = mage.run_pipeline("data_preparation").raise_for_status()
+    assert run.output.count("tests passed") == 3
+    sets = mage.block_output("data_preparation", "build_sets")
+    assert sets.groupby("split").size().to_dict() == {"train": 73_711, "validation": 61_936}
+    assert sets.duration.between(1, 60).all()
+
+
+def test_a_failing_data_test_fails_the_run_and_says_why():
+    run = mage.run_pipeline("data_preparation", {"train_month": "2021-03", "validation_month": "2021-02"})
+    assert not run.ok
+    with pytest.raises(mage.PipelineFailedError, match="must come after training month 2021-03"):
+        run.raise_for_status()
+
+
+def test_sklearn_training_tracks_runs_and_registers_a_challenger():
+    mage.run_pipeline("sklearn_training").raise_for_status()
+    trained = mage.block_output("sklearn_training", "train_sklearn")
+    assert set(trained["candidates"]) == {"LinearRegression", "Ridge"}
+    challenger = registry.version_by_alias(registry.CHALLENGER)
+    assert challenger.run_id == trained["run_id"]
+    runs = MlflowClient().search_runs([MlflowClient().get_experiment_by_name("nyc-taxi-experiment").experiment_id])
+    assert {run.info.run_name for run in runs} >= {"mage-LinearRegression", "mage-Ridge"}
+
+
+def test_deploying_promotes_the_first_challenger():
+    mage.run_pipeline("deploying").raise_for_status()
+    decision = mage.block_output("deploying", "promote_challenger")
+    assert decision["promoted"] and decision["reason"] == "there was no champion yet"
+    assert str(registry.version_by_alias(registry.CHAMPION).version) == decision["challenger"]
+
+
+def test_a_pipeline_model_loads_in_the_course_environment_without_version_warnings(caplog):
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
+        warnings.simplefilter("always")
+        model = models.load(registry.champion_uri())
+    assert model.predict([{"PULocationID": 74, "DOLocationID": 75, "trip_distance": 1.5}])[0] > 0
+    complaints = [str(w.message) for w in caught] + [record.getMessage() for record in caplog.records]
+    assert not [text for text in complaints if "mismatch" in text.lower() or "version" in text.lower()]
+
+
+@pytest.fixture(scope="module")
+def service(mage_home):
+    """The chapter 06 web service under gunicorn, on the champion alias, re-checking it every second."""
+    with service_process.start_service(registry.champion_uri(), port=0, env={"MODEL_REFRESH_SECONDS": "1"}) as svc:
+        yield svc
+
+
+def test_deploying_a_better_challenger_moves_the_champion_and_the_service_follows(service):
+    import requests
+
+    before = requests.get(f"{service.url}/health", timeout=5).json()["model_version"]
+    # Five trials, so the boosted model reliably beats the linear champion even in quick mode.
+    mage.run_pipeline("xgboost_training", {"max_evals": 5}).raise_for_status()
+    mage.run_pipeline("deploying", {"service_url": service.url}).raise_for_status()
+    decision = mage.block_output("deploying", "promote_challenger")
+    assert decision["promoted"], decision["reason"]
+    served = mage.block_output("deploying", "check_serving")
+    assert served["served"] == served["champion"] == decision["challenger"] != before
+    answer = requests.post(f"{service.url}/predict", json={"PULocationID": 74, "DOLocationID": 75,
+                                                           "trip_distance": 1.5}, timeout=5).json()
+    assert answer["model_version"] == decision["challenger"]
+
+
+def test_batch_inference_scores_a_month_with_the_champion():
+    mage.run_pipeline("batch_inference", {"month": "2021-02"}).raise_for_status()
+    summary = mage.block_output("batch_inference", "score_month")
+    assert summary["rides"] == 64_572
+    assert summary["model_version"] == str(registry.version_by_alias(registry.CHAMPION).version)
+    assert Path(summary["path"]).is_relative_to(config.build_dir() / "predictions")
+
+
+def land_month(year: int, month: int) -> None:
+    """Put a month's file where downloads land, as if the TLC had just published it."""
+    path = config.data_dir() / trip_filename("green", year, month)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(twin.make_twin("green", year, month), path)
+
+
+def test_retraining_runs_straight_through_when_its_month_is_there():
+    before = len(MlflowClient().search_model_versions(f"name='{registry.MODEL_NAME}'"))
+    land_month(2021, 2)
+    mage.run_pipeline("retraining", {"train_month": "2021-01"}).raise_for_status()
+    assert len(MlflowClient().search_model_versions(f"name='{registry.MODEL_NAME}'")) == before + 1
+
+
+# --- The server ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def inbox():
+    with alerts.AlertInbox() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def server(inbox, mage_home):
+    with mage.start_server(port=0, alert_webhook=inbox.url) as running:
+        yield running
+
+
+def test_the_api_trigger_runs_inference_to_success(server):
+    run_id = server.trigger("inference_api", {"month": "2021-01"})
+    run = server.wait(run_id, timeout=180)
+    assert run["status"] == "completed", server.block_statuses(run_id)
+    predictions = config.build_dir() / "predictions" / "taxi_type=green" / "year=2021" / "month=01" / "predictions.parquet"
+    assert pq.read_metadata(predictions).num_rows == 76_518
+
+
+def test_a_failed_run_shows_the_failed_block_and_delivers_the_alert(server, inbox):
+    run_id = server.trigger("inference_api", {"model_uri": "models:/nyc-taxi-duration@no-such-alias"})
+    assert server.wait(run_id, timeout=180)["status"] == "failed"
+    assert server.block_statuses(run_id) == {"score_month": "failed"}
+    alert = inbox.wait_for("batch_inference", timeout=60)
+    assert alert.title == "Failed to run Mage pipeline batch_inference"
+    assert "Failed blocks: score_month" in alert.text
+
+
+# How the Mage UI labels a run's status (its runs page's status filter).
+UI_STATUS = {"completed": "Done", "failed": "Failed", "running": "Running", "cancelled": "Cancelled", "initial": "Ready"}
+
+
+def test_the_mage_ui_lists_the_pipelines_and_the_status_of_the_triggered_runs(server, chromium):
+    # Mage's front end is known to assume its default port; this server listens on another.
+    assert server.port != mage.DEFAULT_PORT
+    page = chromium.new_page(timeout=60)
+    page.goto(f"{server.url}/pipelines")
+    for name in mage.pipeline_names():
+        chromium.expect(page, page.get_by_role("link", name=name, exact=True), f"the pipeline {name}")
+    chromium.screenshot(page, "mage-pipelines")
+
+    runs = [run for run in server.api("GET", "pipeline_runs", params={"_limit": 50})["pipeline_runs"]
+            if run["pipeline_uuid"] == "batch_inference"]
+    assert {run["status"] for run in runs} >= {"completed", "failed"}  # the two triggers above
+    page.goto(f"{server.url}/pipelines/batch_inference/runs")
+    for run in runs:
+        row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=str(run["id"]), exact=True))
+        chromium.expect(page, row.filter(has_text=UI_STATUS[run["status"]]),
+                        f"run {run['id']} as {UI_STATUS[run['status']]}")
+    chromium.screenshot(page, "mage-runs")
+
+    # The editor runs blocks in a kernel over a web socket: where the port mix-up would show.
+    with page.expect_websocket():
+        page.goto(f"{server.url}/pipelines/batch_inference/edit")
+    chromium.expect(page, page.get_by_text("def score_month"), "the code of the block score_month")
+    assert {urlparse(url).port for url in chromium.web_sockets} == {server.port}
+    assert chromium.blocked == []
+
+
+def test_the_sensor_starts_retraining_when_the_new_month_lands(server):
+    def versions() -> int:
+        return len(MlflowClient().search_model_versions(f"name='{registry.MODEL_NAME}'"))
+
+    before = versions()
+    run_id = server.trigger("retrain_api", {"train_month": "2021-04"})  # waits for May 2021
+    server.wait(run_id, timeout=120, until=("running",))
+    time.sleep(5)
+    assert server.run(run_id)["status"] == "running" and versions() == before  # held by the sensor
+    land_month(2021, 5)
+    run = server.wait(run_id, timeout=240)
+    assert run["status"] == "completed", server.block_statuses(run_id)
+    assert versions() == before + 1
+    newest = max(int(v.version) for v in MlflowClient().search_model_versions(f"name='{registry.MODEL_NAME}'"))
+    assert str(registry.version_by_alias(registry.CHALLENGER).version) == str(newest)
+
+
+def test_a_client_uses_only_a_mage_server_of_this_checkout(server, monkeypatch, tmp_path):
+    assert mage.MageClient(server.url).answers()
+    # Another clone's `make mage` on the same port would train on that clone's code and stores.
+    monkeypatch.setattr(mage, "PROJECT_DIR", tmp_path / "another-clone" / "orchestration")
+    assert not mage.MageClient(server.url).answers()
+
+
+def test_monitoring_retrains_through_mage_when_it_runs(server):
+    land_month(2021, 6)
+    retrained = retraining.retrain("2021-05", mage_url=server.url)
+    assert (retrained.via, retrained.validation_month) == ("mage", "2021-06")
+    assert set(retrained.blocks.values()) == {"completed"} and "register_challenger" in retrained.blocks
+    assert str(registry.version_by_alias(registry.CHALLENGER).version) == retrained.version
+
+
+def test_the_monthly_schedule_is_live(server):
+    monthly = server.schedule("retrain_monthly")
+    assert (monthly["schedule_type"], monthly["schedule_interval"], monthly["status"]) == ("time", "@monthly", "active")
+    assert pd.Timestamp(monthly["next_pipeline_run_date"]).day == 1
+
+
+def test_running_mage_leaves_the_committed_project_unchanged(server, committed_project):
+    assert project_files() == committed_project
