@@ -17,10 +17,10 @@ MAGE_STAMP := $(MAGE_VENV)/.synced-from-lock
 MAGE_LOCK := orchestration/requirements.lock
 MAGE_PORT ?= 6789
 # The helpers modules Mage's blocks run, tested again in .venv-mage with its own library versions.
-MAGE_TESTS := tests/test_pipelines.py tests/test_features.py tests/test_training.py tests/test_data.py \
-	tests/test_twin.py tests/test_tracking.py tests/test_registry.py tests/test_models.py \
-	tests/test_batch.py tests/test_alerts.py tests/test_config.py tests/test_tlc.py tests/test_boosting.py \
-	tests/test_distributions.py
+MAGE_TESTS := tests/orchestrate/test_pipelines.py tests/core/test_features.py tests/ml/test_training.py \
+	tests/core/test_data.py tests/core/test_twin.py tests/ml/test_tracking.py tests/ml/test_registry.py \
+	tests/ml/test_models.py tests/serve/test_batch.py tests/monitor/test_alerts.py tests/core/test_config.py \
+	tests/core/test_tlc.py tests/ml/test_boosting.py tests/core/test_distributions.py tests/serve/test_predictions.py
 
 # Use uv from PATH when there is one; otherwise bootstrap a pinned copy into a private
 # tools venv (.tools/), never into the user's site-packages.
@@ -48,8 +48,8 @@ TEAM_PORT ?= $(or $(WORKBOOK_TEAM_PORT),5001)
 SCREENSHOTS := lab-chapter-01 mlflow-runs mlflow-run mlflow-model mage-pipelines mage-runs
 # The tests that take them: the browser tests, and test_mage.py whole, since its UI test looks at the
 # runs its earlier tests trigger; not the check of the copies, which this target is about to make.
-SCREENSHOT_TESTS := tests/test_browser.py tests/test_mage.py \
-	tests/test_team_server.py::test_the_ui_in_a_browser_asks_for_a_login_and_opens_for_the_admin \
+SCREENSHOT_TESTS := tests/test_browser.py tests/orchestrate/test_mage.py \
+	tests/servers/test_team_server.py::test_the_ui_in_a_browser_asks_for_a_login_and_opens_for_the_admin \
 	--deselect tests/test_browser.py::test_the_readme_shows_every_screenshot_make_screenshots_takes_and_they_stay_small
 
 .PHONY: help setup course lab test unit clean distclean lock mlflow mlflow-team notebooks serve mage mage-setup mage-lock \
@@ -115,7 +115,7 @@ screenshots: setup mage-setup ## Re-take the README's screenshots with the brows
 # The slow groups (every chapter's kernel, the learner's fresh clone, Mage) stay out of this loop.
 unit: setup ## Run the unit tests alone, a quick loop (no notebooks, learner path or Mage)
 	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(VENV_PY) -m pytest tests --ignore=tests/test_learner_path.py \
-		--ignore=tests/test_notebooks.py --ignore=tests/test_mage.py $(PYTEST_ARGS)
+		--ignore=tests/test_notebooks.py --ignore=tests/orchestrate/test_mage.py $(PYTEST_ARGS)
 
 lock: $(UV_BOOTSTRAP) ## Re-resolve uv.lock after editing pyproject.toml and rewrite environment.yml to match
 	$(UV) lock

@@ -41,7 +41,7 @@ def pytest_runtest_setup(item):
 # one worker: the notebooks nbval replays in sequence on one store, each test module (its
 # module-scoped stores and servers), each chapter's papermill run and the tests reading it. The
 # longest groups go first, so the workers finish at about the same time.
-_LONGEST_FIRST = ["learner-path", "notebooks", "tests/test_mage.py", "tests/test_team_server.py", "chapter-05",
+_LONGEST_FIRST = ["learner-path", "notebooks", "tests/orchestrate/test_mage.py", "tests/servers/test_team_server.py", "chapter-05",
                   "chapter-07", "chapter-03", "chapter-08", "chapter-04", "chapter-06"]
 
 

@@ -7,6 +7,7 @@ import ...``), never in a conftest or another test module.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import threading
@@ -280,3 +281,47 @@ class TLCMirror:
         seen = {path.rsplit("/", 1)[-1] for verb, path, _ in self.requests if verb == method}
         wanted = set(names)
         return seen & wanted if wanted else seen
+
+
+# --- The package's imports -----------------------------------------------------------------------
+
+HELPERS = Path(__file__).resolve().parents[1] / "helpers"
+
+
+def helpers_modules() -> dict[str, Path]:
+    """Every module of ``helpers``, by its dotted name below the package (``"serve.batch"``)."""
+    modules = {}
+    for path in sorted(HELPERS.rglob("*.py")):
+        parts = path.relative_to(HELPERS).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    return modules
+
+
+def imported_modules(source: str, modules: Iterable[str], *, at_import: bool = False) -> set[str]:
+    """The ``helpers`` modules that ``source`` imports, at its top or inside a function (``at_import``:
+    only those its top level imports, which importing it runs).
+
+    ``from helpers.serve import batch`` names the module ``serve.batch``; ``from helpers.serve.batch
+    import run`` names it too, by the module a name comes from.
+    """
+    known = set(modules)
+    found = set()
+    tree = ast.parse(source)
+    for node in tree.body if at_import else ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.removeprefix("helpers.") for alias in node.names if alias.name.startswith("helpers.")}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("helpers"):
+            package = node.module.removeprefix("helpers").removeprefix(".")
+            for alias in node.names:
+                submodule = f"{package}.{alias.name}".lstrip(".")
+                found.add(submodule if submodule in known else package)
+    return found & known
+
+
+def import_graph(*, at_import: bool = False) -> dict[str, set[str]]:
+    """Each ``helpers`` module and the ``helpers`` modules it imports (itself and ``__init__`` left out);
+    ``at_import``: only the imports its top level runs."""
+    modules = helpers_modules()
+    return {name: imported_modules(path.read_text(), modules, at_import=at_import) - {name, ""}
+            for name, path in modules.items()}

@@ -83,11 +83,6 @@ def test_chunks_give_the_same_result_as_one_call(model, green):
                                   batch.score_month(model, green, "green", progress=False))
 
 
-def test_output_path_partitions_by_taxi_type_year_and_month(tmp_path):
-    path = batch.output_path(tmp_path, "green", 2021, 1)
-    assert path == tmp_path / "taxi_type=green" / "year=2021" / "month=01" / "predictions.parquet"
-
-
 def test_the_predictions_folder_reads_as_one_partitioned_dataset(model, green, tmp_path):
     scored = batch.score_month(model, green.head(10), "green", progress=False)
     batch.write_atomically(scored, batch.output_path(tmp_path, "green", 2021, 1))
@@ -141,19 +136,6 @@ def test_several_months_in_one_job_give_one_file_each(model_file, tmp_path):
     paths = batch.run_months("green", tlc.month_range("2021-01..2021-02"), str(model_file), tmp_path, progress=False)
     assert paths == [batch.output_path(tmp_path, "green", 2021, 1), batch.output_path(tmp_path, "green", 2021, 2)]
     assert pd.read_parquet(paths[1])["ride_id"].iloc[0] == "2021/02_0"
-
-
-def test_month_range_reads_ranges_across_years_single_months_and_lists():
-    assert tlc.month_range("2021-11..2022-02") == [(2021, 11), (2021, 12), (2022, 1), (2022, 2)]
-    assert tlc.month_range("2021-03") == [(2021, 3)]
-    assert tlc.month_range("2021-03,2021-01..2021-03") == [(2021, 3), (2021, 1), (2021, 2)]
-
-
-@pytest.mark.parametrize("text, error", [("2021-03..2021-01", "ends before it starts"), ("2021-13", "out of range"),
-                                         ("march", "is not YYYY-MM")])
-def test_month_range_refuses_what_is_not_a_range_of_months(text, error):
-    with pytest.raises(ValueError, match=error):
-        tlc.month_range(text)
 
 
 def _cache_file(name: str, table: pa.Table) -> None:
