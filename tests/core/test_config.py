@@ -1,3 +1,6 @@
+import ast
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -70,3 +73,73 @@ def test_a_team_port_that_is_not_a_number_is_named(monkeypatch):
     monkeypatch.setenv("WORKBOOK_TEAM_PORT", "fivethousand")
     with pytest.raises(ValueError, match="WORKBOOK_TEAM_PORT must be a port number"):
         config.team_port()
+
+
+# --- Every setting read in one place ---------------------------------------------------------------
+
+CONFIG = config.REPO_ROOT / "helpers" / "core" / "config.py"
+# Where config itself may touch os.environ: its one reader, the set-and-restore helper, the child
+# process's environment, and the defaults every process sets for itself and its children.
+ENVIRON_USERS = {"_read", "temporary_environ", "child_environ", "apply_process_defaults"}
+
+
+def test_no_module_but_config_reads_or_changes_the_environment():
+    found = [f"{path.relative_to(config.REPO_ROOT)}:{number}: {line.strip()}"
+             for path in sorted((config.REPO_ROOT / "helpers").rglob("*.py")) if path != CONFIG
+             for number, line in enumerate(path.read_text().splitlines(), 1)
+             if re.search(r"\bos\.environ\b|\bgetenv\b|\bos\.putenv\b|\bos\.unsetenv\b", line)]
+    assert found == []
+
+
+def test_config_touches_the_environment_only_in_its_helpers():
+    tree = ast.parse(CONFIG.read_text())
+    outside = []
+    for function in ast.walk(tree):
+        if isinstance(function, ast.FunctionDef) and function.name not in ENVIRON_USERS:
+            outside += [f"{function.name}:{node.lineno}" for node in ast.walk(function)
+                        if isinstance(node, ast.Attribute) and node.attr in {"environ", "getenv"}]
+    assert outside == []
+
+
+def _read_names() -> set[str]:
+    tree = ast.parse(CONFIG.read_text())
+    return {node.args[0].value for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in {"_read", "_flag", "_folder"}
+            and node.args and isinstance(node.args[0], ast.Constant)}
+
+
+def test_every_variable_config_reads_is_a_documented_setting_and_every_setting_is_read():
+    assert _read_names() == set(config.SETTINGS)
+
+
+def test_reading_an_undocumented_variable_is_refused():
+    with pytest.raises(KeyError, match="not a setting of the course"):
+        config._read("WORKBOOK_SOMETHING_NEW")
+
+
+def _documented_rows() -> list[tuple[str, str, str]]:
+    text = (config.REPO_ROOT / "docs" / "settings.md").read_text()
+    return [tuple(cell.strip() for cell in row.strip().strip("|").split("|"))
+            for row in text.splitlines() if row.startswith("| `")]
+
+
+def test_the_settings_page_lists_exactly_the_settings_config_reads():
+    expected = [(f"`{s.name}`", s.default, s.meaning) for s in config.SETTINGS.values()]
+    assert sorted(_documented_rows()) == sorted(expected)
+
+
+def test_a_temporary_environment_is_restored_whatever_the_block_did(monkeypatch):
+    monkeypatch.setenv("WORKBOOK_QUICK", "1")
+    monkeypatch.delenv("WORKBOOK_OFFLINE", raising=False)
+    with config.temporary_environ(WORKBOOK_QUICK=None, WORKBOOK_OFFLINE="1"):
+        assert not config.quick() and config.offline()
+        os.environ["WORKBOOK_TLC_URL"] = "http://changed"
+    assert config.quick() and not config.offline()
+    assert "WORKBOOK_TLC_URL" not in os.environ
+
+
+def test_a_childs_environment_drops_and_adds_without_touching_this_one(monkeypatch):
+    monkeypatch.setenv("VIRTUAL_ENV", "/somewhere/.venv")
+    child = config.child_environ({"PORT": "9696"}, drop=("VIRTUAL_ENV",))
+    assert child["PORT"] == "9696" and "VIRTUAL_ENV" not in child
+    assert os.environ["VIRTUAL_ENV"] == "/somewhere/.venv"
