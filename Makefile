@@ -52,7 +52,7 @@ SCREENSHOT_TESTS := tests/test_browser.py tests/orchestrate/test_mage.py \
 	tests/servers/test_team_server.py::test_the_ui_in_a_browser_asks_for_a_login_and_opens_for_the_admin \
 	--deselect tests/test_browser.py::test_the_readme_shows_every_screenshot_make_screenshots_takes_and_they_stay_small
 
-.PHONY: help setup course lab test unit clean distclean lock mlflow mlflow-team notebooks serve mage mage-setup mage-lock \
+.PHONY: help setup course lab test unit lint clean distclean lock mlflow mlflow-team notebooks serve mage mage-setup mage-lock \
 	screenshots
 
 help: ## List the targets
@@ -102,9 +102,14 @@ serve: setup ## Serve MODEL_URI (default: the champion) with gunicorn on SERVE_B
 notebooks: setup mage-setup ## Re-execute the notebooks in order on one fresh set of stores, offline: their committed form
 	$(VENV_PY) -m helpers.course.notebook_form refresh
 
-test: setup mage-setup ## Run the tests offline, as CI does (then helpers again in .venv-mage)
-	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(VENV_PY) -m pytest $(PYTEST_ARGS)
+test: setup mage-setup lint ## Run every test offline, as CI does (then helpers again in .venv-mage)
+	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(VENV_PY) -m pytest -n 2 --dist loadgroup --no-loadscope-reorder \
+		--durations=25 $(PYTEST_ARGS)
 	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(MAGE_VENV)/bin/python -m pytest -o addopts= $(MAGE_TESTS)
+
+lint: setup ## Check the code with ruff: lint rules and formatting (pyproject.toml's [tool.ruff])
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 screenshots: setup mage-setup ## Re-take the README's screenshots with the browser tests (~5 min) into docs/screenshots/
 	rm -rf build/screenshots
@@ -112,10 +117,10 @@ screenshots: setup mage-setup ## Re-take the README's screenshots with the brows
 	mkdir -p docs/screenshots
 	cp $(SCREENSHOTS:%=build/screenshots/%.png) docs/screenshots/
 
-# The slow groups (every chapter's kernel, the learner's fresh clone, Mage) stay out of this loop.
-unit: setup ## Run the unit tests alone, a quick loop (no notebooks, learner path or Mage)
-	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(VENV_PY) -m pytest tests --ignore=tests/test_learner_path.py \
-		--ignore=tests/test_notebooks.py --ignore=tests/orchestrate/test_mage.py $(PYTEST_ARGS)
+# The quick loop: only the tests that start no server, kernel or install (conftest.py's --unit refuses
+# to start one); add -n 2 through PYTEST_ARGS for two workers.
+unit: setup ## Run the unit tests alone, a quick loop: no server, kernel, install, notebook or clone
+	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(VENV_PY) -m pytest --unit $(PYTEST_ARGS)
 
 lock: $(UV_BOOTSTRAP) ## Re-resolve uv.lock after editing pyproject.toml and rewrite environment.yml to match
 	$(UV) lock

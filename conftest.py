@@ -1,6 +1,9 @@
-"""Session-wide settings for `make test`: every test, unit or notebook, runs offline and quick
-on its own temporary data cache, models folder and MLflow store, so a learner's own files (real
-TLC downloads, their mlflow.db) neither change the results nbval compares nor get touched."""
+"""Session-wide settings for `make test` and `make unit`: every test, unit or notebook, runs offline
+and quick on its own temporary data cache, models folder and MLflow store, so a learner's own files
+(real TLC downloads, their mlflow.db) neither change the results nbval compares nor get touched.
+
+The tests come in tiers, by marker: `--unit` (`make unit`) runs the quick one (tests/tiers.py).
+"""
 
 import os
 import shutil
@@ -11,14 +14,20 @@ import pytest
 
 from helpers.core.config import isolated_env, screenshots_dir
 
-_BASE = Path(tempfile.mkdtemp(prefix="workbook-tests-"))
+pytest_plugins = ["tests.tiers"]
 
+_BASE = Path(tempfile.mkdtemp(prefix="workbook-tests-"))
 
 def pytest_configure(config):
     # Screenshots are for people to look at after the run, so they go to the checkout's build/
     # (or the caller's WORKBOOK_BUILD_DIR), not to the session's temporary one.
     os.environ.setdefault("WORKBOOK_SCREENSHOTS_DIR", str(screenshots_dir()))
     os.environ.update(isolated_env(_BASE))
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: index for index, name in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(_group(item), len(rank)))
 
 
 def pytest_unconfigure(config):
@@ -56,7 +65,3 @@ def pytest_itemcollected(item):
         name = "notebooks" if item.path.suffix == ".ipynb" else item.path.relative_to(item.config.rootpath).as_posix()
         item.add_marker(pytest.mark.xdist_group(name))
 
-
-def pytest_collection_modifyitems(config, items):
-    rank = {name: index for index, name in enumerate(_LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(_group(item), len(rank)))

@@ -111,3 +111,15 @@ def postgres(tmp_path_factory) -> Iterator[PostgresServer]:
     server = start_postgres(folder / "data", secrets.token_urlsafe(12), folder / "server.log", fsync=False)
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def mage_environment(request):
+    """A test marked ``mage`` needs .venv-mage, which `make test` makes (`make mage-setup`) and `make unit` does not."""
+    if request.node.get_closest_marker("mage"):
+        from helpers.orchestrate import mage
+
+        try:
+            mage.mage_executable()
+        except mage.MageNotInstalledError as missing:
+            skip_or_fail_in_ci(str(missing))

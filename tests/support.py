@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nbformat
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -24,8 +24,9 @@ import pytest
 
 from helpers.core.features import prepare
 from helpers.core.twin import make_twin, make_zones
-from helpers.course.runner import find_chapters, notebooks_dir
-from helpers.monitor.drift import BatchMetrics, ColumnDrift
+
+if TYPE_CHECKING:
+    from helpers.monitor import drift
 
 # --- A missing tool ------------------------------------------------------------------------------
 
@@ -74,8 +75,10 @@ def monitored_frame(n: int, seed: int, *, start: str = "2021-03-01", days: int =
     })
 
 
-def sample_metrics(batch: str = "green/2021-03", **values) -> BatchMetrics:
+def sample_metrics(batch: str = "green/2021-03", **values) -> drift.BatchMetrics:
     """A batch's metrics where all is well, with ``values`` changed."""
+    from helpers.monitor.drift import BatchMetrics, ColumnDrift
+
     defaults = dict(rows=100, prediction_drift=0.01, prediction_drift_detected=False, drifted_columns=0,
                     drifted_share=0.0, missing_share=0.0, rmse=6.0, mae=4.0,
                     columns=(ColumnDrift("predicted_duration", 0.01, "Wasserstein distance (normed)", 0.1,
@@ -159,6 +162,10 @@ def written_file(chapter: str, filename: str) -> str:
     Raises:
         LookupError: the chapter has no such cell.
     """
+    import nbformat
+
+    from helpers.course.runner import find_chapters, notebooks_dir
+
     path = find_chapters(notebooks_dir(), [chapter])[0]
     for cell in nbformat.read(path, as_version=4).cells:
         first, _, body = cell.source.partition("\n")

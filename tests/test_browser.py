@@ -35,6 +35,8 @@ from helpers.servers.processes import (
 )
 from tests.support import Reply
 
+pytestmark = [pytest.mark.browser, pytest.mark.servers]
+
 CHAPTER_01 = config.REPO_ROOT / "notebooks" / "01_environment.ipynb"
 LAB_START_SECONDS = 120
 

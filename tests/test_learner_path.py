@@ -22,7 +22,7 @@ from helpers.core import config, data
 from helpers.core.tlc import trip_filename
 from tests.support import TLCMirror
 
-pytestmark = pytest.mark.xdist_group("learner-path")
+pytestmark = [pytest.mark.learner_path, pytest.mark.xdist_group("learner-path")]
 
 # No chapter needs it, so the mirror leaves it out, as the real site does a month not published yet.
 UNPUBLISHED = trip_filename("green", 2021, 6)

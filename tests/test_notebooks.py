@@ -58,12 +58,16 @@ def executed(stores):
 
 
 def chapter(number: str):
-    """Keep a chapter's tests on one xdist worker, so its notebook runs once (see conftest.py)."""
-    return pytest.mark.xdist_group(f"chapter-{number}")
+    """Keep a chapter's tests on one xdist worker, so its notebook runs once (see conftest.py); they run
+    its kernel, so `make unit` leaves them out."""
+    def mark(test):
+        return pytest.mark.notebooks(pytest.mark.xdist_group(f"chapter-{number}")(test))
+    return mark
 
 
 def per_chapter():
-    return [pytest.param(path.stem[:2], marks=chapter(path.stem[:2])) for path in CHAPTERS]
+    return [pytest.param(path.stem[:2], marks=[pytest.mark.notebooks, pytest.mark.xdist_group(f"chapter-{path.stem[:2]}")])
+            for path in CHAPTERS]
 
 
 @pytest.fixture

@@ -154,6 +154,7 @@ def _rows(run: CourseRun) -> dict[str, list[str]]:
     return {line.split()[0]: line.split() for line in run.stdout.splitlines()[1:4]}
 
 
+@pytest.mark.notebooks
 def test_a_failing_chapter_fails_the_run_and_the_later_ones_still_run(course_run: CourseRun) -> None:
     rows = _rows(course_run)
     assert course_run.status == 1
@@ -166,16 +167,19 @@ def test_a_failing_chapter_fails_the_run_and_the_later_ones_still_run(course_run
     ]
 
 
+@pytest.mark.notebooks
 def test_the_failure_is_explained_after_the_table(course_run: CourseRun) -> None:
     assert "02_broken failed: cell 2 raised ZeroDivisionError: division by zero" in course_run.stdout
     assert str(course_run.output_dir / "02_broken.ipynb") in course_run.stdout
 
 
+@pytest.mark.notebooks
 def test_the_kernel_sees_quick_mode_and_runs_in_the_notebooks_folder(course_run: CourseRun) -> None:
     first = course_run.stdout.splitlines()[1]
     assert first.split()[:2] == ["01_first", "ok"]
     assert first.endswith(f"('1', '{course_run.notebooks.name}')")
 
 
+@pytest.mark.notebooks
 def test_a_chapter_without_a_key_result_shows_a_dash(course_run: CourseRun) -> None:
     assert _rows(course_run)["03_after"][-1] == "-"

@@ -70,9 +70,8 @@ def test_a_fit_is_deterministic(df_train):
     assert (first.rmse, first.rounds) == (second.rmse, second.rounds)
 
 
+@pytest.mark.mage
 def test_a_model_trained_here_predicts_identically_in_the_mage_environment(fitted, tmp_path):
-    if not mage.MAGE_VENV.joinpath("bin", "python").exists():
-        pytest.skip("no .venv-mage: `make test` creates it with `make mage-setup`")
     import mlflow
 
     from helpers.ml import tracking

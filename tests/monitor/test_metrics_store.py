@@ -13,7 +13,7 @@ from helpers.monitor.metrics_store import MetricsStore
 from tests.support import sample_metrics as metrics
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.servers)])
 def batch_store(request, tmp_path):
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'monitoring.db'}"

@@ -31,9 +31,6 @@ from helpers.orchestrate import mage
 from helpers.serve import service_process
 from tests.support import import_graph, imported_modules
 
-pytestmark = pytest.mark.skipif(not (mage.MAGE_VENV / "bin" / "mage").exists(),
-                                reason="no .venv-mage: `make test` creates it with `make mage-setup`")
-
 
 @pytest.fixture(scope="module", autouse=True)
 def mage_home(store, tmp_path_factory):
@@ -114,6 +111,8 @@ def test_an_unknown_pipeline_is_named_with_the_choices():
         mage.run_pipeline("training")
 
 
+@pytest.mark.mage
+@pytest.mark.servers
 def test_data_preparation_builds_train_and_validation_sets(committed_project):
     run = mage.run_pipeline("data_preparation").raise_for_status()
     assert run.output.count("tests passed") == 3
@@ -122,6 +121,8 @@ def test_data_preparation_builds_train_and_validation_sets(committed_project):
     assert sets.duration.between(1, 60).all()
 
 
+@pytest.mark.mage
+@pytest.mark.servers
 def test_a_failing_data_test_fails_the_run_and_says_why():
     run = mage.run_pipeline("data_preparation", {"train_month": "2021-03", "validation_month": "2021-02"})
     assert not run.ok
@@ -129,6 +130,8 @@ def test_a_failing_data_test_fails_the_run_and_says_why():
         run.raise_for_status()
 
 
+@pytest.mark.mage
+@pytest.mark.servers
 def test_sklearn_training_tracks_runs_and_registers_a_challenger():
     mage.run_pipeline("sklearn_training").raise_for_status()
     trained = mage.block_output("sklearn_training", "train_sklearn")
@@ -139,6 +142,8 @@ def test_sklearn_training_tracks_runs_and_registers_a_challenger():
     assert {run.info.run_name for run in runs} >= {"mage-LinearRegression", "mage-Ridge"}
 
 
+@pytest.mark.mage
+@pytest.mark.servers
 def test_deploying_promotes_the_first_challenger():
     mage.run_pipeline("deploying").raise_for_status()
     decision = mage.block_output("deploying", "promote_challenger")
@@ -146,6 +151,8 @@ def test_deploying_promotes_the_first_challenger():
     assert str(registry.version_by_alias(registry.CHAMPION).version) == decision["challenger"]
 
 
+@pytest.mark.mage
+@pytest.mark.servers
 def test_a_pipeline_model_loads_in_the_course_environment_without_version_warnings(caplog):
     with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
         warnings.simplefilter("always")
@@ -162,6 +169,8 @@ def service(mage_home):
         yield svc
 
 
+@pytest.mark.mage
+@pytest.mark.servers
 def test_deploying_a_better_challenger_moves_the_champion_and_the_service_follows(service):
     import requests
 
@@ -178,6 +187,8 @@ def test_deploying_a_better_challenger_moves_the_champion_and_the_service_follow
     assert answer["model_version"] == decision["challenger"]
 
 
+@pytest.mark.mage
+@pytest.mark.servers
 def test_batch_inference_scores_a_month_with_the_champion():
     mage.run_pipeline("batch_inference", {"month": "2021-02"}).raise_for_status()
     summary = mage.block_output("batch_inference", "score_month")
@@ -193,6 +204,8 @@ def land_month(year: int, month: int) -> None:
     pq.write_table(twin.make_twin("green", year, month), path)
 
 
+@pytest.mark.mage
+@pytest.mark.servers
 def test_retraining_runs_straight_through_when_its_month_is_there():
     before = len(MlflowClient().search_model_versions(f"name='{registry.MODEL_NAME}'"))
     land_month(2021, 2)
@@ -214,6 +227,8 @@ def server(inbox, mage_home):
         yield running
 
 
+@pytest.mark.mage
+@pytest.mark.servers
 def test_the_api_trigger_runs_inference_to_success(server):
     run_id = server.trigger("inference_api", {"month": "2021-01"})
     run = server.wait(run_id, timeout=180)
@@ -222,6 +237,8 @@ def test_the_api_trigger_runs_inference_to_success(server):
     assert pq.read_metadata(predictions).num_rows == 76_518
 
 
+@pytest.mark.mage
+@pytest.mark.servers
 def test_a_failed_run_shows_the_failed_block_and_delivers_the_alert(server, inbox):
     run_id = server.trigger("inference_api", {"model_uri": "models:/nyc-taxi-duration@no-such-alias"})
     assert server.wait(run_id, timeout=180)["status"] == "failed"
@@ -235,6 +252,8 @@ def test_a_failed_run_shows_the_failed_block_and_delivers_the_alert(server, inbo
 UI_STATUS = {"completed": "Done", "failed": "Failed", "running": "Running", "cancelled": "Cancelled", "initial": "Ready"}
 
 
+@pytest.mark.mage
+@pytest.mark.servers
 def test_the_mage_ui_lists_the_pipelines_and_the_status_of_the_triggered_runs(server, chromium):
     # Mage's front end is known to assume its default port; this server listens on another.
     assert server.port != mage.DEFAULT_PORT
@@ -262,6 +281,8 @@ def test_the_mage_ui_lists_the_pipelines_and_the_status_of_the_triggered_runs(se
     assert chromium.blocked == []
 
 
+@pytest.mark.mage
+@pytest.mark.servers
 def test_the_sensor_starts_retraining_when_the_new_month_lands(server):
     def versions() -> int:
         return len(MlflowClient().search_model_versions(f"name='{registry.MODEL_NAME}'"))
@@ -279,6 +300,8 @@ def test_the_sensor_starts_retraining_when_the_new_month_lands(server):
     assert str(registry.version_by_alias(registry.CHALLENGER).version) == str(newest)
 
 
+@pytest.mark.mage
+@pytest.mark.servers
 def test_a_client_uses_only_a_mage_server_of_this_checkout(server, monkeypatch, tmp_path):
     assert mage.MageClient(server.url).answers()
     # Another clone's `make mage` on the same port would train on that clone's code and stores.
@@ -286,6 +309,8 @@ def test_a_client_uses_only_a_mage_server_of_this_checkout(server, monkeypatch, 
     assert not mage.MageClient(server.url).answers()
 
 
+@pytest.mark.mage
+@pytest.mark.servers
 def test_monitoring_retrains_through_mage_when_it_runs(server):
     land_month(2021, 6)
     retrained = retraining.retrain("2021-05", mage_url=server.url)
@@ -294,11 +319,15 @@ def test_monitoring_retrains_through_mage_when_it_runs(server):
     assert str(registry.version_by_alias(registry.CHALLENGER).version) == retrained.version
 
 
+@pytest.mark.mage
+@pytest.mark.servers
 def test_the_monthly_schedule_is_live(server):
     monthly = server.schedule("retrain_monthly")
     assert (monthly["schedule_type"], monthly["schedule_interval"], monthly["status"]) == ("time", "@monthly", "active")
     assert pd.Timestamp(monthly["next_pipeline_run_date"]).day == 1
 
 
+@pytest.mark.mage
+@pytest.mark.servers
 def test_running_mage_leaves_the_committed_project_unchanged(server, committed_project):
     assert project_files() == committed_project

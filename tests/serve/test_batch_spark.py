@@ -5,9 +5,7 @@ Without pyspark or Java these tests skip, except with CI=true in the course's en
 `make setup` installs both, so there they fail. The Mage environment has no pyspark by design.
 """
 
-import os
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,10 +18,11 @@ from sklearn.linear_model import LinearRegression
 from helpers.core import config, data
 from helpers.core.twin import make_twin
 from helpers.ml.training import save_model, train_pipeline
-from helpers.orchestrate import mage
 from helpers.serve import batch, batch_spark
 from helpers.servers import spark_session
-from tests.support import registered_champion, synthetic_month
+from tests.support import registered_champion, skip_or_fail_in_ci, synthetic_month
+
+pytestmark = pytest.mark.servers
 
 MONTHS = [(2021, 1), (2021, 2)]
 GREEN_ROWS = {(2021, 1): 76_518, (2021, 2): 64_572}
@@ -36,12 +35,8 @@ def _java_children() -> list[psutil.Process]:
 @pytest.fixture(scope="module", autouse=True)
 def spark_available():
     problem = spark_session.missing()
-    if problem is None:
-        return
-    in_mage_env = Path(sys.prefix).resolve() == mage.MAGE_VENV.resolve()
-    if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"} and not in_mage_env:
-        pytest.fail(f"{problem}; CI=true, and `make setup` installs both, so this is an error, not a skip")
-    pytest.skip(problem)
+    if problem is not None:
+        skip_or_fail_in_ci(problem)
 
 
 @pytest.fixture(scope="module")

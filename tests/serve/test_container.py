@@ -25,7 +25,7 @@ from helpers.serve import container
 from helpers.servers import mlflow_server
 from tests.support import RIDE, registered_champion, skip_or_fail_in_ci
 
-pytestmark = pytest.mark.xdist_group("docker")
+pytestmark = [pytest.mark.docker, pytest.mark.servers, pytest.mark.xdist_group("docker")]
 
 IMAGE = "ride-duration:test"
 # The image's default MODEL_URI, so the Dockerfile's run line needs no MODEL_URI of its own.

@@ -28,7 +28,7 @@ from helpers.serve.service_env import (
 from helpers.serve.service_process import start_service
 from tests.support import RIDE, skip_or_fail_in_ci
 
-pytestmark = pytest.mark.xdist_group("pipenv")
+pytestmark = [pytest.mark.install, pytest.mark.servers, pytest.mark.xdist_group("pipenv")]
 
 START_TIMEOUT = 180
 PIPFILE = tomllib.loads((config.REPO_ROOT / "Pipfile").read_text())

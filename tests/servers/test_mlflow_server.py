@@ -20,6 +20,8 @@ from sklearn.linear_model import LinearRegression
 from helpers.servers.mlflow_server import MlflowServer, start_server
 from helpers.servers.processes import group_alive
 
+pytestmark = pytest.mark.servers
+
 START_TIMEOUT = 240  # generous: CI machines are slow and the venv may hold no bytecode cache
 
 

@@ -11,6 +11,8 @@ from helpers.servers import object_store
 from helpers.servers.object_store import start_object_store
 from helpers.servers.processes import group_alive
 
+pytestmark = pytest.mark.servers
+
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):

@@ -13,6 +13,8 @@ from helpers.servers import postgres
 from helpers.servers.postgres import start_postgres
 from helpers.servers.processes import group_alive
 
+pytestmark = pytest.mark.servers
+
 PASSWORD = secrets.token_urlsafe(16)
 
 

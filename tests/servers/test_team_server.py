@@ -40,6 +40,8 @@ from helpers.servers.team_server import (
     start_team_server,
 )
 
+pytestmark = pytest.mark.servers
+
 START_TIMEOUT = 240  # generous: CI machines are slow and the venv may hold no bytecode cache
 # Generated, as the chapter's are: no password is written in the repository.
 SCIENTIST, REVIEWER = ("ada", secrets.token_urlsafe(16)), ("rex", secrets.token_urlsafe(16))
@@ -98,6 +100,7 @@ def test_without_credentials_the_server_answers_401_and_with_the_admins_200(team
     assert requests.get(f"{team.url}/health", timeout=10).text == "OK"  # readiness needs no login
 
 
+@pytest.mark.browser
 def test_the_ui_in_a_browser_asks_for_a_login_and_opens_for_the_admin(team, chromium):
     # The server answers with a login challenge, which headless Chromium, having no prompt to show,
     # cannot answer without a login given beforehand.
@@ -150,9 +153,8 @@ def test_a_model_logged_by_the_data_scientist_lands_in_the_bucket_and_loads_by_a
     assert run.info.artifact_uri.startswith("mlflow-artifacts:/")  # proxied: the client never saw S3
 
 
+@pytest.mark.mage
 def test_a_mage_pipeline_trains_on_the_team_server(team, login):
-    if not (mage.MAGE_VENV / "bin" / "mage").exists():
-        pytest.skip("no .venv-mage: `make test` creates it with `make mage-setup`")
     login(ADMIN, team.credentials.admin_password)
 
     mage.run_pipeline("sklearn_training").raise_for_status()
