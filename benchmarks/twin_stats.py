@@ -46,7 +46,7 @@ def features(df: pd.DataFrame) -> tuple[list[dict[str, object]], np.ndarray]:
     df = df[minutes.between(1, 60)]
     y = minutes[minutes.between(1, 60)].to_numpy()
     pairs = df["PULocationID"].astype(str) + "_" + df["DOLocationID"].astype(str)
-    return [{"PU_DO": p, "trip_distance": d} for p, d in zip(pairs, df["trip_distance"])], y
+    return [{"PU_DO": p, "trip_distance": d} for p, d in zip(pairs, df["trip_distance"], strict=True)], y
 
 
 def model_rmse(train: pd.DataFrame, val: pd.DataFrame, depth: int, rounds: int) -> dict[str, float]:

@@ -24,7 +24,7 @@ def tlc_server() -> Iterator[FakeTLC]:
     fake = FakeTLC(url="")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - name fixed by http.server
+        def do_GET(self) -> None:
             count = fake.hits.get(self.path, 0)
             fake.hits[self.path] = count + 1
             replies = fake.routes.get(self.path, fake.default)

@@ -264,10 +264,10 @@ class TLCMirror:
                 if body:
                     self.wfile.write(content)
 
-            def do_GET(self) -> None:  # noqa: N802 - name fixed by http.server
+            def do_GET(self) -> None:
                 self._answer(body=True)
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 self._answer(body=False)
 
             def log_message(self, *args: object) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import datetime, timezone, UTC
 from typing import Any
 
 import pandas as pd
@@ -62,7 +62,7 @@ class MetricsStore:
 
         Either every batch is written or, if anything fails, none is and earlier rows stay as they were.
         """
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         rows = [_row(m, now) for m in metrics]
         with self.engine.begin() as connection:
             for row in rows:
