@@ -115,10 +115,10 @@ class RideFeatures(TransformerMixin, BaseEstimator):
     ride mappings), which MLflow's pyfunc flavour and the web service need.
     """
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None):  # noqa: N803 - scikit-learn's argument names
         return self
 
-    def transform(self, X):
+    def transform(self, X):  # noqa: N803
         return to_dicts(X)
 
 

@@ -69,7 +69,7 @@ def check(exercise_id: str, answer: Any, expected: Any = None, **context: Any) -
             return Feedback(INCORRECT, "Not quite: pass the function itself (its name, without calling it).")
         try:
             return exercise.verify(answer, **context)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - a check never raises; the reason is shown instead
             return Feedback(INCORRECT, f"Could not run the check ({type(error).__name__}: {error}); "
                                        "did every cell above it run?")
     right = exercise.expected if expected is None else expected

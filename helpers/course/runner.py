@@ -133,7 +133,7 @@ def run_chapter(notebook: Path, output_dir: Path) -> ChapterResult:
     except PapermillExecutionError as exc:
         error = f"cell {exc.exec_count} raised {exc.ename}: {exc.evalue}"
     # Whatever else breaks a chapter (a kernel that dies or never starts) must not stop the others.
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         error = f"{type(exc).__name__}: {exc}"
     seconds = time.perf_counter() - start
     result = key_result(nbformat.read(output_path, as_version=4)) if output_path.exists() else None

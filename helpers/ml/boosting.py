@@ -95,10 +95,10 @@ def ride_frame(rides: pd.DataFrame | Iterable[Mapping]) -> pd.DataFrame:
 class RideCategories(TransformerMixin, BaseEstimator):
     """First step of the categorical pipeline: rides in, :func:`ride_frame` out."""
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None):  # noqa: N803 - scikit-learn's argument names
         return self
 
-    def transform(self, X):
+    def transform(self, X):  # noqa: N803
         return ride_frame(X)
 
 

@@ -67,7 +67,7 @@ def pipenv_command() -> list[str]:
         RuntimeError: pipenv is not installed here.
     """
     try:
-        import pipenv
+        import pipenv  # noqa: F401 - only asks whether it is installed
     except ImportError as missing:
         raise RuntimeError("pipenv is not installed in this environment: run `make setup`.") from missing
     return [sys.executable, "-m", "pipenv"]

@@ -79,7 +79,7 @@ def java_home() -> Path:
 def missing() -> str | None:
     """Why Spark cannot start here (pyspark or Java missing), or None when it can; starts nothing."""
     try:
-        import pyspark
+        import pyspark  # noqa: F401
     except ImportError:
         return f"the Spark engine needs pyspark, which is not installed in {sys.prefix}; {SETUP_HINT}"
     try:

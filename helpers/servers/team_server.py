@@ -36,7 +36,7 @@ with warnings.catch_warnings():
     # MLflow's server app imports a module Starlette deprecates: a warning about MLflow's code, which
     # would otherwise greet the chapter's `from mlflow.server import get_app_client`.
     warnings.filterwarnings("ignore", message="starlette.middleware.wsgi is deprecated")
-    import mlflow.server.auth
+    import mlflow.server.auth  # noqa: F401
 
 logger = logging.getLogger(__name__)
 

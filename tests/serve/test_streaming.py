@@ -52,7 +52,7 @@ class FakeKinesis:
         self.failing_calls, self.reject = failing_calls, reject
         self.calls: list[list[dict]] = []
 
-    def put_records(self, StreamName, Records):
+    def put_records(self, StreamName, Records):  # noqa: N803 - boto3's argument names
         self.calls.append(list(Records))
         failing = len(self.calls) <= self.failing_calls
         results = [

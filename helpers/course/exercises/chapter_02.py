@@ -29,7 +29,7 @@ def verify_keep_rides(keep_rides: Callable[[pd.DataFrame], pd.DataFrame]) -> Fee
     """``keep_rides(df)`` must add ``duration`` in minutes and keep the rides of 1 to 60, both included."""
     try:
         kept = keep_rides(_green_rides())
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001
         return raised(error)
     if not isinstance(kept, pd.DataFrame):
         return wrong(f"return the filtered frame, not {type(kept).__name__}.")

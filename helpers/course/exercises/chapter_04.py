@@ -44,7 +44,7 @@ def verify_register_champion(register_champion: Callable[[str, str], Any]) -> Fe
             model_uri = _logged_model_uri(seed)
             try:
                 returned = register_champion(model_uri, _CHECK_MODEL)
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001
                 return raised(error)
             versions = client.search_model_versions(f"name = '{_CHECK_MODEL}'")
             if len(versions) != int(expected_version):

@@ -35,14 +35,14 @@ def verify_sets_test(sets_test: Callable[..., None], sets: pd.DataFrame) -> Feed
     except AssertionError as error:
         return wrong(f"your test failed the real output of build_sets ({error or 'no message'}); "
                      "a test must let a good batch through.")
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001
         return raised(error)
     for broken, hint in _broken_sets(sets):
         try:
             sets_test(broken)
         except AssertionError:
             continue
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001
             return wrong(f"on a bad batch your test raised {type(error).__name__}, not AssertionError; "
                          "Mage reports a failed test by the assert that fails (assert condition, 'message').")
         return wrong(hint)

@@ -45,7 +45,7 @@ def verify_predict_route(create_app: Callable[[Any], Any]) -> Feedback:
     expected = _RecordingModel.minutes(_ROUTE_RIDE["trip_distance"])
     try:
         app = create_app(model)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001
         return raised(error)
     if not isinstance(app, Flask):
         return wrong(f"create_app returned {type(app).__name__}; return the Flask app you built (app = Flask(...)).")
@@ -53,7 +53,7 @@ def verify_predict_route(create_app: Callable[[Any], Any]) -> Feedback:
     client = app.test_client()
     try:
         answer = client.post("/predict", json=_ROUTE_RIDE)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001
         return wrong(f"POST /predict with the ride {_ROUTE_RIDE} raised {type(error).__name__}: {str(error)[:200]}")
     if answer.status_code == 404:
         return wrong("POST /predict answered 404: no route has that path; "
@@ -75,7 +75,7 @@ def verify_predict_route(create_app: Callable[[Any], Any]) -> Feedback:
         model.rides.clear()
         try:
             answer = client.post("/predict", json=bad_ride)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001
             return wrong(f"a ride with {what} made your route raise {type(error).__name__} ({str(error)[:100]}), "
                          "which a client gets as a 500, an error of the server: check the ride first and "
                          "return jsonify(error='...'), 422.")

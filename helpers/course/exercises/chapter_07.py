@@ -29,7 +29,7 @@ def verify_column_scores(column_scores: Callable[[dict], dict[str, float]], curr
                 if metric["config"]["type"].endswith(":ValueDrift")}
     try:
         scores = column_scores(result)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001
         return raised(error)
     if not isinstance(scores, dict):
         return wrong(f"return a dict {{column: score}}, not {type(scores).__name__}.")
@@ -56,7 +56,7 @@ def verify_rule_fires(fires: Callable[[float | None, float], bool]) -> Feedback:
     for value, threshold, expected in _RULE_CASES:
         try:
             answer = fires(value, threshold)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001
             if value is None:
                 return wrong(f"fires(None, {threshold}) raised {type(error).__name__}: a batch without actual "
                              "durations has rmse None, and no value breaks no rule; return False for it.")

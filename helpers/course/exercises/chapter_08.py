@@ -26,7 +26,7 @@ def verify_review_grant(grant: Callable, server: Any, hint: str) -> Feedback:
         run_id = admin.create_run(experiment_id).info.run_id
         try:
             grant(auth, username, experiment_id)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001
             return raised(error)
         permission = auth.get_user_permission(username, "experiment", experiment_id).permission
         is_admin = auth.get_user(username).is_admin
