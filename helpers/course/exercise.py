@@ -52,7 +52,7 @@ def safe(test: Callable[[Any], bool], answer: Any) -> bool:
     """``test(answer)``, False when it raises: a hint's test must never turn a learner's odd answer into a traceback."""
     try:
         return bool(test(answer))
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever the learner typed, a hint's test only says no
         return False
 
 
