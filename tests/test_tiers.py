@@ -3,6 +3,7 @@ markers, and a test in it that starts a server, a kernel or an install fails, na
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,12 @@ def test_the_unit_tier_leaves_out_a_marked_test_and_fails_one_that_starts_a_serv
     assert "1 failed, 1 passed, 1 deselected" in unit.stdout, unit.stdout[-2000:]
     assert "make unit` starts no server, kernel or install" in unit.stdout
     assert "3 passed" in everything.stdout, everything.stdout[-2000:]
+
+
+def test_every_skip_goes_through_the_rule_that_fails_it_in_ci():
+    # A bare skip would let a test stop running in CI unnoticed; skip_or_fail_in_ci fails there instead.
+    pattern = re.compile(r"pytest\.skip\(|mark\.skipif|importorskip\(|pytest\.mark\.skip\b")
+    found = [f"{path.relative_to(config.REPO_ROOT)}:{number}" for path in sorted((config.REPO_ROOT / "tests").rglob("*.py"))
+             if path.name not in {"support.py", "test_tiers.py"}
+             for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert found == []
