@@ -62,7 +62,7 @@ help: ## List the targets
 setup: $(VENV_STAMP) ## Create .venv from uv.lock with helpers installed editable
 
 $(VENV_STAMP): uv.lock pyproject.toml | $(UV_BOOTSTRAP)
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --compile-bytecode --python $(PYTHON)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
 mage-setup: $(MAGE_STAMP) ## Create .venv-mage (Mage, chapter 05) from its lock, with helpers installed editable
@@ -70,8 +70,8 @@ mage-setup: $(MAGE_STAMP) ## Create .venv-mage (Mage, chapter 05) from its lock,
 # `pip sync` makes the venv exactly the lock, which removes helpers' editable install: so it goes after.
 $(MAGE_STAMP): $(MAGE_LOCK) pyproject.toml | $(UV_BOOTSTRAP)
 	test -x $(MAGE_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(MAGE_VENV)
-	$(UV) pip sync --quiet --compile-bytecode --python $(MAGE_VENV)/bin/python $(MAGE_LOCK)
-	$(UV) pip install --quiet --compile-bytecode --no-deps --python $(MAGE_VENV)/bin/python -e .
+	$(UV) pip sync --quiet --python $(MAGE_VENV)/bin/python $(MAGE_LOCK)
+	$(UV) pip install --quiet --no-deps --python $(MAGE_VENV)/bin/python -e .
 	@touch $@
 
 mage-lock: $(UV_BOOTSTRAP) ## Re-resolve orchestration/requirements.lock after editing orchestration/requirements.in

@@ -92,7 +92,8 @@ def clone(tmp_path_factory):
     folder = tmp_path_factory.mktemp("learner") / "mlops-workbook"
     subprocess.run(["git", "clone", "--quiet", str(config.REPO_ROOT), str(folder)], check=True)
     yield folder
-    shutil.rmtree(folder, ignore_errors=True)
+    # Gigabytes of environments: removed in the background (about 25 s), while the worker goes on.
+    subprocess.Popen(["rm", "-rf", str(folder)], start_new_session=True)
 
 
 @pytest.fixture(scope="module")
