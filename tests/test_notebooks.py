@@ -355,9 +355,9 @@ def test_chapter_07_detects_alerts_retrains_and_compares(executed, chapter_store
     before, after = (float(x) for x in re.search(r"RMSE (\d+\.\d+) -> (\d+\.\d+) \(promoted\)", text).groups())
     assert after < before
     chapter_store("07")
-    from helpers.monitor import monitoring
+    from helpers.monitor import metrics_store
 
-    stored = monitoring.MetricsStore().load()
+    stored = metrics_store.MetricsStore().load()
     assert {"green/2021-03", "green/2023-01"} <= set(stored["batch"])
     assert (config.build_dir() / "monitoring" / "green" / "2023-01.html").stat().st_size > 1_000_000
 
