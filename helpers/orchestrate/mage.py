@@ -27,6 +27,7 @@ import requests
 import yaml
 
 from helpers.core import config
+from helpers.core.polling import WaitTimeout, wait_for
 from helpers.servers.processes import (
     LoopbackServer,
     claimed_port,
@@ -261,16 +262,14 @@ class MageApi:
         Raises:
             TimeoutError: with the run's and its blocks' last statuses.
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            run = self.run(run_id)
-            if run["status"] in until:
-                return run
-            if time.monotonic() > deadline:
-                blocks = {block["block_uuid"]: block["status"] for block in run.get("block_runs", [])}
-                raise TimeoutError(f"run {run_id} of {run['pipeline_uuid']} is still {run['status']} "
-                                   f"after {timeout:g} s; blocks: {blocks}")
-            time.sleep(poll)
+        try:
+            return wait_for(lambda: self.run(run_id), done=lambda run: run["status"] in until,
+                            timeout=timeout, poll=poll)
+        except WaitTimeout as waited:
+            run = waited.last
+            blocks = {block["block_uuid"]: block["status"] for block in run.get("block_runs", [])}
+            raise TimeoutError(f"run {run_id} of {run['pipeline_uuid']} is still {run['status']} "
+                               f"after {timeout:g} s; blocks: {blocks}") from None
 
 
 @dataclass

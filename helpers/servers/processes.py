@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import ClassVar, Self
 import requests
 
 from helpers.core import config
+from helpers.core.polling import WaitTimeout, wait_for
 
 
 def free_port(host: str, port: int) -> int:
@@ -163,14 +163,14 @@ def wait_until_ready(
     Returns:
         None once ready, else why not: the process exited, or the timeout passed.
     """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return f"exited with code {process.returncode} before it was ready"
-        if ready():
-            return None
-        time.sleep(poll)
-    return f"did not answer {what} within {timeout:g} s"
+    try:
+        # An exit ends the wait too; returncode is set only once poll() has seen it.
+        wait_for(lambda: process.poll() is not None or ready(), timeout=timeout, poll=poll)
+    except WaitTimeout:
+        return f"did not answer {what} within {timeout:g} s"
+    if process.returncode is not None:
+        return f"exited with code {process.returncode} before it was ready"
+    return None
 
 
 @dataclass
@@ -221,13 +221,12 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 
 
 def _wait_group_gone(process: subprocess.Popen, pgid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    try:
         # poll() also reaps the leader, which would otherwise linger as a zombie.
-        if process.poll() is not None and not group_alive(pgid):
-            return True
-        time.sleep(0.05)
-    return False
+        wait_for(lambda: process.poll() is not None and not group_alive(pgid), timeout=timeout, poll=0.05)
+    except WaitTimeout:
+        return False
+    return True
 
 
 @dataclass
