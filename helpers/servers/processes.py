@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Self
 
+import psutil
 import requests
 
 from helpers.core import config
@@ -66,26 +67,28 @@ def claimed_port(host: str, port: int) -> Iterator[int]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def group_alive(pgid: int) -> bool:
-    """True while any live (non-zombie) process belongs to process group ``pgid``.
+# States of a process that has exited: psutil reports them, but the process runs no more.
+_GONE = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
 
-    Reads ``/proc`` (Linux); elsewhere asks the kernel with signal 0.
+
+def group_alive(pgid: int) -> bool:
+    """True while any live process belongs to process group ``pgid``; zombies do not count.
+
+    A zombie has exited and only waits to be reaped (by a parent that may never do so, such as a
+    container's PID 1), so a group of zombies is gone, on Linux and macOS alike.
     """
-    proc = Path("/proc")
-    if not (proc / "self" / "stat").exists():
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False  # no member at all, not even a zombie
+    except PermissionError:
+        pass  # members exist, owned by another account; look at them below
+    for member in psutil.process_iter(["status"]):
         try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
-    for stat in proc.glob("[0-9]*/stat"):
-        try:
-            # The command name (field 2) may hold spaces, so split after its closing ")".
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # the process ended while we looked
-        state, group = fields[0], int(fields[2])
-        if group == pgid and state not in ("Z", "X"):
+            in_group = os.getpgid(member.pid) == pgid
+        except OSError:
+            continue  # it ended while we looked
+        if in_group and member.info["status"] not in _GONE:
             return True
     return False
 
