@@ -218,6 +218,18 @@ def test_the_chapters_ping_py_starts_on_a_free_port_and_stops_with_its_group(tmp
     assert "Serving Flask app 'ping'" in ping.log()
 
 
+def test_a_chapters_gunicorn_opens_no_control_socket_in_the_home_folder(tmp_path):
+    (tmp_path / "hello.py").write_text("def app(environ, start_response):\n"
+                                       "    start_response('200 OK', [])\n    return [b'hello']\n")
+
+    with start_command(["gunicorn", "--bind", "127.0.0.1:{port}", "--chdir", str(tmp_path), "hello:app"], port=0,
+                       timeout=START_TIMEOUT) as hello:
+        assert requests.get(hello.url, timeout=10).text == "hello"
+    # gunicorn 25.1+ would say "Control socket listening at ~/.gunicorn/gunicorn.ctl".
+    assert "Listening at" in hello.log()
+    assert "Control socket" not in hello.log()
+
+
 def test_a_command_that_exits_fails_with_the_tail_of_its_log():
     with pytest.raises(RuntimeError, match="exited with code 1") as failure:
         start_command(["python", "-c", "raise SystemExit('no app in this folder')"], port=0, timeout=START_TIMEOUT)
