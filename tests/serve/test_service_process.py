@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import time
 import tomllib
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LinearRegression
 
 from helpers.core import config
+from helpers.core.polling import wait_for
 from helpers.ml import registry, tracking
 from helpers.ml.models import DEFAULT_MODEL_URI
 from helpers.ml.training import save_model, train_pipeline
@@ -112,9 +112,7 @@ def _worker_files(service) -> int:
 def test_metrics_add_up_every_worker(service):
     # Each worker writes its model gauge to the shared folder once it has loaded; /ping answered as
     # soon as the first did, so wait (bounded) for the second before counting.
-    deadline = time.monotonic() + 60
-    while _worker_files(service) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: _worker_files(service) >= 2, timeout=60, poll=0.1)
     assert _worker_files(service) == 2  # one file per worker
     before = ping_count(service)
     for _ in range(40):
