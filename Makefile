@@ -20,7 +20,8 @@ MAGE_PORT ?= 6789
 MAGE_TESTS := tests/orchestrate/test_pipelines.py tests/core/test_features.py tests/ml/test_training.py \
 	tests/core/test_data.py tests/core/test_twin.py tests/ml/test_tracking.py tests/ml/test_registry.py \
 	tests/ml/test_models.py tests/serve/test_batch.py tests/monitor/test_alerts.py tests/core/test_config.py \
-	tests/core/test_tlc.py tests/ml/test_boosting.py tests/core/test_distributions.py tests/serve/test_predictions.py
+	tests/core/test_tlc.py tests/ml/test_boosting.py tests/core/test_distributions.py tests/serve/test_predictions.py \
+	tests/core/test_polling.py
 
 # Use uv from PATH when there is one; otherwise bootstrap a pinned copy into a private
 # tools venv (.tools/), never into the user's site-packages.

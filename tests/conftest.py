@@ -11,12 +11,15 @@ import secrets
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 
 import mlflow
 import pytest
 
-from helpers.servers.postgres import PostgresServer, binaries_dir, start_postgres
 from tests.support import FakeTLC, skip_or_fail_in_ci, synthetic_month
+
+if TYPE_CHECKING:
+    from helpers.servers.postgres import PostgresServer
 
 
 @pytest.fixture
@@ -102,6 +105,9 @@ def postgres(tmp_path_factory) -> Iterator[PostgresServer]:
     """A PostgreSQL server on 127.0.0.1 for the session, from the pgserver package's binaries; skips
     without them, but fails in CI (where `make setup` installs them), so that the PostgreSQL tests can
     never silently stop running there."""
+    # Imported here: psycopg is not in .venv-mage, which loads this file too.
+    from helpers.servers.postgres import binaries_dir, start_postgres
+
     try:
         binaries_dir()
     except RuntimeError as missing:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 import requests
 
-from helpers.core import config
+from helpers.core import config, polling
 
 
 class AlertDeliveryError(RuntimeError):
@@ -142,17 +141,17 @@ class AlertInbox:
         Raises:
             TimeoutError: naming what was awaited and what arrived instead.
         """
-        deadline = time.monotonic() + timeout
+        def matching() -> Received | None:
+            return next((alert for alert in self.received if contains in alert.text), None)
+
         with self._arrived:
-            while True:
-                for alert in self.received:
-                    if contains in alert.text:
-                        return alert
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    seen = [alert.title or alert.text[:80] for alert in self.received]
-                    raise TimeoutError(f"no alert containing {contains!r} within {timeout:.0f} s; received: {seen}")
-                self._arrived.wait(left)
+            try:
+                # Waiting on the condition wakes up as soon as the server thread records an alert.
+                return polling.wait_for(matching, timeout=timeout, poll=timeout, pause=self._arrived.wait)
+            except polling.WaitTimeout:
+                seen = [alert.title or alert.text[:80] for alert in self.received]
+                raise TimeoutError(f"no alert containing {contains!r} within {timeout:.0f} s; "
+                                   f"received: {seen}") from None
 
     def __enter__(self) -> Self:
         return self.start()

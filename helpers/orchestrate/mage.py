@@ -16,7 +16,9 @@ import argparse
 import datetime as dt
 import json
 import logging
+import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ import requests
 import yaml
 
 from helpers.core import config
+from helpers.core.polling import WaitTimeout, wait_for
 from helpers.servers.processes import (
     LoopbackServer,
     claimed_port,
@@ -261,16 +264,14 @@ class MageApi:
         Raises:
             TimeoutError: with the run's and its blocks' last statuses.
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            run = self.run(run_id)
-            if run["status"] in until:
-                return run
-            if time.monotonic() > deadline:
-                blocks = {block["block_uuid"]: block["status"] for block in run.get("block_runs", [])}
-                raise TimeoutError(f"run {run_id} of {run['pipeline_uuid']} is still {run['status']} "
-                                   f"after {timeout:g} s; blocks: {blocks}")
-            time.sleep(poll)
+        try:
+            return wait_for(lambda: self.run(run_id), done=lambda run: run["status"] in until,
+                            timeout=timeout, poll=poll)
+        except WaitTimeout as waited:
+            run = waited.last
+            blocks = {block["block_uuid"]: block["status"] for block in run.get("block_runs", [])}
+            raise TimeoutError(f"run {run_id} of {run['pipeline_uuid']} is still {run['status']} "
+                               f"after {timeout:g} s; blocks: {blocks}") from None
 
 
 @dataclass
@@ -302,6 +303,15 @@ class MageClient(MageApi):
 class MageServer(LoopbackServer, MageApi):
     """``mage start`` on loopback, started and stopped by this process."""
 
+    # The server's temporary folder (TMPDIR), removed once it has stopped.
+    scratch: Path | None = None
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop the server and its workers, then remove its temporary folder; calling it again does nothing."""
+        super().stop(timeout)
+        if self.scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
 
 def start_server(port: int = DEFAULT_PORT, *, alert_webhook: str | None = None, timeout: float = 120) -> MageServer:
     """Start ``mage start`` on 127.0.0.1 for the project and wait until its API answers.
@@ -329,8 +339,11 @@ def start_server(port: int = DEFAULT_PORT, *, alert_webhook: str | None = None, 
             logger.warning("Port %d is busy; starting Mage on port %d instead.", port, chosen)
         command = [str(mage_executable()), "start", str(PROJECT_DIR), "--host", host, "--port", str(chosen)]
         log_path = config.build_dir() / f"mage-server-{chosen}.log"
-        server = MageServer(process=start_in_group(command, mage_env(**extra), log_path, cwd=config.REPO_ROOT),
-                            log_path=log_path, port=chosen)
+        # Stopped, Mage leaves its kernel's connection file and a multiprocessing folder in the temp folder:
+        # give it one of its own to remove. Not under build/: a socket path there could pass 107 bytes.
+        scratch = Path(tempfile.mkdtemp(prefix="mage-"))
+        process = start_in_group(command, mage_env(**extra, TMPDIR=str(scratch)), log_path, cwd=config.REPO_ROOT)
+        server = MageServer(process=process, log_path=log_path, port=chosen, scratch=scratch)
         ensure_ready(server, command, server.triggers_loaded, label="Mage server",
                      what=f"{server.url}/api/pipeline_schedules", timeout=timeout, poll=_READY_POLL_SECONDS)
     logger.info("Mage ready at %s (log: %s)", server.url, log_path)

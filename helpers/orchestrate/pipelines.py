@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from sklearn.linear_model import LinearRegression, Ridge
 
 from helpers.core import config, data, features
 from helpers.core.features import RIDE_FIELDS, TARGET
+from helpers.core.polling import WaitTimeout, wait_for
 from helpers.core.tlc import COLORS, parse_month, trip_filename, trip_url
 from helpers.ml import registry, tracking
 from helpers.serve import batch
@@ -223,17 +223,20 @@ def wait_for_serving(service_url: str, version: str, timeout: float = 60, poll: 
     Raises:
         TimeoutError: it still serves another version (or does not answer) after ``timeout`` seconds.
     """
-    deadline = time.monotonic() + timeout
-    seen: Any = None
-    while time.monotonic() < deadline:
+    def health() -> Any:
         try:
-            seen = requests.get(f"{service_url.rstrip('/')}/health", timeout=5).json()
-            if str(seen.get("model_version")) == str(version):
-                return seen
+            return requests.get(f"{service_url.rstrip('/')}/health", timeout=5).json()
         except (requests.RequestException, ValueError) as error:
-            seen = repr(error)
-        time.sleep(poll)
-    raise TimeoutError(f"{service_url} still answers {seen} after {timeout:.0f} s, not model version {version}")
+            return repr(error)
+
+    def serves_version(seen: Any) -> bool:
+        return isinstance(seen, dict) and str(seen.get("model_version")) == str(version)
+
+    try:
+        return wait_for(health, done=serves_version, timeout=timeout, poll=poll)
+    except WaitTimeout as waited:
+        raise TimeoutError(f"{service_url} still answers {waited.last} after {timeout:.0f} s, "
+                           f"not model version {version}") from None
 
 
 # --- triggers ------------------------------------------------------------------------------------
@@ -256,13 +259,10 @@ def wait_for_month(color: str, month: Month, window: float, poll: float = 1) -> 
     Mage calls a sensor again only a minute after it says False; polling inside the call lets
     the retraining start within seconds of the file landing.
     """
-    deadline = time.monotonic() + window
-    while True:
-        if month_published(color, month):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(poll)
+    try:
+        return wait_for(lambda: month_published(color, month), timeout=window, poll=poll)
+    except WaitTimeout:
+        return False
 
 
 def score_month(color: str, month: str, model_uri: str, output_dir: str | Path | None = None) -> dict[str, Any]:

@@ -10,11 +10,11 @@ a container reaches a tracking server on the host's 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from helpers.core import config
+from helpers.core.polling import WaitTimeout, wait_for
 from helpers.servers.processes import (
     LoopbackServer,
     claimed_port,
@@ -214,9 +215,9 @@ class ServiceContainer(LoopbackServer):
         super().stop(timeout)
         # A killed client leaves its container running, or still being removed.
         subprocess.run([docker_client(), "rm", "--force", self.name], capture_output=True)
-        deadline = time.monotonic() + timeout
-        while container_exists(self.name) and time.monotonic() < deadline:
-            time.sleep(_POLL_SECONDS)
+        # A container the daemon is still removing after the timeout is left to it: nothing more to do here.
+        with contextlib.suppress(WaitTimeout):
+            wait_for(lambda: not container_exists(self.name), timeout=timeout, poll=_POLL_SECONDS)
 
 
 def run_container(

@@ -166,10 +166,14 @@ def start_command(args: Sequence[str], cwd: Path | None = None, port: int = DEFA
     with claimed_port(host, port) as chosen:
         command = [_in_this_environment(args[0]), *(arg.replace("{port}", str(chosen)) for arg in args[1:])]
         log_path = config.build_dir() / f"{Path(args[0]).name}-{chosen}.log"
-        process = start_in_group(command, config.child_environ({"PORT": str(chosen)}), log_path, cwd=cwd)
+        extra = {"PORT": str(chosen)}
+        if Path(args[0]).name == "gunicorn":
+            # As in gunicorn_args: no control socket in the home folder (this environment's gunicorn knows the flag).
+            extra["GUNICORN_CMD_ARGS"] = "--no-control-socket"
+        process = start_in_group(command, config.child_environ(extra), log_path, cwd=cwd)
         app = CommandProcess(process=process, log_path=log_path, port=chosen)
-        ensure_ready(app, command, lambda: http_answers(app.url, any_status=True), label=f"`{' '.join(args)}`", what=app.url,
-                     timeout=timeout, poll=_POLL_SECONDS)
+        ensure_ready(app, command, lambda: http_answers(app.url, any_status=True), label=f"`{' '.join(args)}`",
+                     what=app.url, timeout=timeout, poll=_POLL_SECONDS)
     return app
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from dataclasses import dataclass
 
 import boto3
 
 from helpers.core import config
+from helpers.core.polling import WaitTimeout, wait_for
 from helpers.servers.processes import (
     LoopbackServer,
     ensure_ready,
@@ -53,13 +53,15 @@ class LocalKinesis(LoopbackServer):
         """
         client = self.client()
         client.create_stream(StreamName=name, ShardCount=shards)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def active() -> bool:
             summary = client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
-            if summary["StreamStatus"] == "ACTIVE":
-                return
-            time.sleep(_POLL_SECONDS)
-        raise TimeoutError(f"stream {name!r} on {self.endpoint_url} was not ACTIVE within {timeout:g} s")
+            return summary["StreamStatus"] == "ACTIVE"
+
+        try:
+            wait_for(active, timeout=timeout, poll=_POLL_SECONDS)
+        except WaitTimeout:
+            raise TimeoutError(f"stream {name!r} on {self.endpoint_url} was not ACTIVE within {timeout:g} s") from None
 
 
 def start_kinesis(port: int = 0, timeout: float = 30) -> LocalKinesis:

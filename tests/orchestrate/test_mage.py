@@ -12,6 +12,7 @@ import hashlib
 import logging
 import re
 import subprocess
+import tempfile
 import time
 import tomllib
 import warnings
@@ -331,3 +332,16 @@ def test_the_monthly_schedule_is_live(server):
 @pytest.mark.servers
 def test_running_mage_leaves_the_committed_project_unchanged(server, committed_project):
     assert project_files() == committed_project
+
+
+# Kept last: it stops the module's server.
+@pytest.mark.mage
+@pytest.mark.servers
+def test_a_stopped_server_leaves_nothing_in_the_temp_folder(server):
+    scratch = server.scratch
+    assert scratch.parent == Path(tempfile.gettempdir())
+    assert any(scratch.glob("tmp*.json")), "no kernel connection file in the server's folder: nothing to prove"
+
+    server.stop()
+
+    assert not scratch.exists()

@@ -53,6 +53,12 @@ def spark(tmp_path_factory):
     assert list(work.iterdir()) == [], "Spark wrote into the working directory (spark-warehouse, derby.log, ...)"
 
 
+def test_the_jvm_keeps_its_temporary_files_under_the_build_dir(spark):
+    tmpdir = spark.sparkContext._jvm.java.lang.System.getProperty("java.io.tmpdir")
+
+    assert Path(tmpdir) == spark_session.spark_dir() / "tmp"
+
+
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     pipeline = train_pipeline(LinearRegression(), synthetic_month(2_000, seed=1))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import time
 import tomllib
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LinearRegression
 
 from helpers.core import config
+from helpers.core.polling import wait_for
 from helpers.ml import registry, tracking
 from helpers.ml.models import DEFAULT_MODEL_URI
 from helpers.ml.training import save_model, train_pipeline
@@ -123,9 +123,7 @@ def _worker_files(service) -> int:
 def test_metrics_add_up_every_worker(service):
     # Each worker writes its model gauge to the shared folder once it has loaded; /ping answered as
     # soon as the first did, so wait (bounded) for the second before counting.
-    deadline = time.monotonic() + 60
-    while _worker_files(service) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: _worker_files(service) >= 2, timeout=60, poll=0.1)
     assert _worker_files(service) == 2  # one file per worker
     before = ping_count(service)
     for _ in range(40):
@@ -232,6 +230,19 @@ def test_the_chapters_ping_py_starts_on_a_free_port_and_stops_with_its_group(tmp
         assert requests.get(f"{ping.url}/ping", timeout=10).text == "PONG"
     assert not group_alive(ping.process.pid)
     assert "Serving Flask app 'ping'" in ping.log()
+
+
+@pytest.mark.servers
+def test_a_chapters_gunicorn_opens_no_control_socket_in_the_home_folder(tmp_path):
+    (tmp_path / "hello.py").write_text("def app(environ, start_response):\n"
+                                       "    start_response('200 OK', [])\n    return [b'hello']\n")
+
+    with start_command(["gunicorn", "--bind", "127.0.0.1:{port}", "--chdir", str(tmp_path), "hello:app"], port=0,
+                       timeout=START_TIMEOUT) as hello:
+        assert requests.get(hello.url, timeout=10).text == "hello"
+    # gunicorn 25.1+ would say "Control socket listening at ~/.gunicorn/gunicorn.ctl".
+    assert "Listening at" in hello.log()
+    assert "Control socket" not in hello.log()
 
 
 @pytest.mark.servers

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import tempfile
+from pathlib import Path
 
 import botocore.exceptions
 import pytest
@@ -51,9 +53,18 @@ def test_without_the_package_the_error_says_how_to_install_it(monkeypatch, tmp_p
         object_store.weed_executable()
 
 
-# Kept last: it stops the module's store.
+# Kept last but one: it stops the module's store.
 def test_stop_waits_for_weed_and_removes_its_sockets(store):
     store.stop()
 
     assert not group_alive(store.pgid)
     assert not [path for path in store._socket_paths() if path.exists()]
+
+
+# After the stop, since weed may open a log file of a new level (a warning) while it shuts down.
+def test_weed_kept_its_own_logs_beside_its_log_file_not_in_the_temp_folder(store):
+    # weed names them weed.<host>.<user>.log.<level>.<time>.<pid>: other weeds' files are not this one's.
+    pattern = f"weed.*.log.*.{store.pgid}"
+
+    assert not list(Path(tempfile.gettempdir()).glob(pattern))
+    assert list(object_store.weed_log_dir(store.log_path).glob(pattern))

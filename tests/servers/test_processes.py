@@ -10,9 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from helpers.core import config
+from helpers.core.polling import wait_for
 from helpers.servers.processes import (
     GroupProcess,
     claimed_port,
@@ -84,6 +86,18 @@ def test_stop_ends_the_whole_group(family):
     assert family.process.poll() is not None
     assert not os.path.exists(f"/proc/{family.pgid}")  # exited and reaped, not a zombie
     assert not group_alive(family.pgid)
+
+
+def test_a_group_whose_only_member_is_a_zombie_counts_as_gone(tmp_path):
+    # A leader that has exited but is not reaped yet, as under a PID 1 that never reaps.
+    process = start_in_group([sys.executable, "-c", "pass"], None, tmp_path / "zombie.log")
+    try:
+        zombie = psutil.Process(process.pid)
+        wait_for(lambda: zombie.status() == psutil.STATUS_ZOMBIE, timeout=10, poll=0.01)
+
+        assert not group_alive(process.pid)
+    finally:
+        process.wait(timeout=10)
 
 
 def test_stop_twice_is_harmless(family):
