@@ -1,6 +1,6 @@
-"""Session-wide settings for `make test` and `make unit`: every test, unit or notebook, runs offline
-and quick on its own temporary data cache, models folder and MLflow store, so a learner's own files
-(real TLC downloads, their mlflow.db) neither change the results nbval compares nor get touched.
+"""Session-wide settings for `make test` and `make unit`: every test runs offline and quick on its own
+temporary data cache, models folder and MLflow store, so a learner's own files (real TLC downloads,
+their mlflow.db) neither change the results the tests compare nor get touched.
 
 The tests come in tiers, by marker: `--unit` (`make unit`) runs the quick one (tests/tiers.py).
 """
@@ -18,6 +18,7 @@ pytest_plugins = ["tests.tiers"]
 
 _BASE = Path(tempfile.mkdtemp(prefix="workbook-tests-"))
 
+
 def pytest_configure(config):
     # Screenshots are for people to look at after the run, so they go to the checkout's build/
     # (or the caller's WORKBOOK_BUILD_DIR), not to the session's temporary one.
@@ -34,24 +35,12 @@ def pytest_unconfigure(config):
     shutil.rmtree(_BASE, ignore_errors=True)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_setup(item):
-    # The committed notebooks hold the course's default run, so the kernel nbval replays them in
-    # (started in this setup) must not see the quick switch the rest of the suite runs with.
-    quick = os.environ.pop("WORKBOOK_QUICK", None) if item.path.suffix == ".ipynb" else None
-    try:
-        yield
-    finally:
-        if quick is not None:
-            os.environ["WORKBOOK_QUICK"] = quick
-
-
 # `make test` runs on two xdist workers (`-n 2 --dist loadgroup`). Tests that share state stay on
-# one worker: the notebooks nbval replays in sequence on one store, each test module (its
-# module-scoped stores and servers), each chapter's papermill run and the tests reading it. The
-# longest groups go first, so the workers finish at about the same time.
-_LONGEST_FIRST = ["learner-path", "notebooks", "tests/orchestrate/test_mage.py", "tests/servers/test_team_server.py", "chapter-05",
-                  "chapter-07", "chapter-03", "chapter-08", "chapter-04", "chapter-06"]
+# one worker: each test module (its module-scoped stores and servers), each chapter's papermill run
+# and the tests reading it, and the learner's clone. The longest groups go first, so the workers
+# finish at about the same time.
+_LONGEST_FIRST = ["learner-path", "tests/orchestrate/test_mage.py", "tests/servers/test_team_server.py",
+                  "chapter-06", "chapter-05", "chapter-07", "chapter-08", "chapter-03", "chapter-04"]
 
 
 def _group(item: pytest.Item) -> str:
@@ -62,6 +51,5 @@ def _group(item: pytest.Item) -> str:
 def pytest_itemcollected(item):
     # Marked as each item is collected: xdist reads the marks in its collection hook, before ours.
     if not _group(item):
-        name = "notebooks" if item.path.suffix == ".ipynb" else item.path.relative_to(item.config.rootpath).as_posix()
-        item.add_marker(pytest.mark.xdist_group(name))
+        item.add_marker(pytest.mark.xdist_group(item.path.relative_to(item.config.rootpath).as_posix()))
 

@@ -8,6 +8,7 @@ import ...``), never in a conftest or another test module.
 from __future__ import annotations
 
 import ast
+import copy
 import os
 import re
 import threading
@@ -332,3 +333,68 @@ def import_graph(*, at_import: bool = False) -> dict[str, set[str]]:
     modules = helpers_modules()
     return {name: imported_modules(path.read_text(), modules, at_import=at_import) - {name, ""}
             for name, path in modules.items()}
+
+
+# --- The committed outputs, compared as nbval compares them -------------------------------------
+
+SANITIZE_CONFIG = Path(__file__).resolve().parent / "nbval_sanitize.cfg"
+# What nbval leaves out of a comparison: bookkeeping, tracebacks, widget ids and images.
+_NOT_COMPARED = {"metadata", "traceback", "prompt_number", "output_type", "name", "execution_count",
+                 "application/vnd.jupyter.widget-view+json", "image/png", "image/jpeg"}
+
+
+def checked_cells(notebook) -> list[int]:
+    """The code cells whose outputs nbval's lax mode compares: marked ``# NBVAL_CHECK_OUTPUT`` or
+    tagged ``nbval-check-output`` (and not skipped)."""
+    from nbval.plugin import find_comment_markers, find_metadata_tags
+
+    checked = []
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        options = {**dict(find_metadata_tags(cell.metadata)), **dict(find_comment_markers(cell.source))}
+        if options.get("check") and not options.get("skip"):
+            checked.append(index)
+    return checked
+
+
+def compared_outputs(outputs, patterns: list[tuple[str, str]]) -> dict[str, list]:
+    """A cell's outputs as nbval compares them: each stream merged into one (how the kernel cut it
+    into messages is chance) and keyed by its name, a result by its MIME types, in order, with the
+    volatile parts replaced by the sanitizer's patterns."""
+    from nbval.plugin import coalesce_streams, transform_streams_for_comparison
+
+    def sanitized(value):
+        if isinstance(value, str):
+            for regex, replace in patterns:
+                value = re.sub(regex, replace, value)
+        return value
+
+    fields: dict[str, list] = {}
+    for output in transform_streams_for_comparison(coalesce_streams(copy.deepcopy(outputs))):
+        for key, value in output.items():
+            if key in _NOT_COMPARED:
+                continue
+            items = value.items() if key == "data" else [(key, value)]
+            for name, item in items:
+                if name not in _NOT_COMPARED:
+                    fields.setdefault(name, []).append(sanitized(item))
+    return fields
+
+
+def output_differences(committed: Path, executed: Path) -> list[str]:
+    """Where an executed copy of a notebook disagrees with its committed form, in the cells nbval
+    compares: one line per cell, empty when they agree."""
+    import nbformat
+    from nbval.plugin import get_sanitize_patterns
+
+    patterns = get_sanitize_patterns(SANITIZE_CONFIG.read_text())
+    want, got = nbformat.read(committed, as_version=4), nbformat.read(executed, as_version=4)
+    if [cell.source for cell in want.cells] != [cell.source for cell in got.cells]:
+        return [f"{executed.name} is not an executed copy of {committed.name}: their cells differ"]
+    differences = []
+    for index in checked_cells(want):
+        expected, actual = (compared_outputs(nb.cells[index].outputs, patterns) for nb in (want, got))
+        if expected != actual:
+            differences.append(f"{committed.name} cell {index}: committed {expected!r}, this run {actual!r}")
+    return differences

@@ -2,9 +2,12 @@
 
 The clone is of the commit under test, in a temporary folder with a temporary HOME; only the
 package managers' caches are shared, so setting up does not download the environment again.
-The first run is online, with the TLC site played by a loopback mirror, so the real download code
-runs in every chapter; the second, on the same clone, sets nothing at all (offline here): a learner
-re-running the course. The clone (several GB with its environments) is deleted afterwards.
+The first run sets nothing at all: `make course` with the course's parameters, offline here (the TLC
+site is out of reach), as a learner's first run on a machine without the network. Its executed
+notebooks are compared with the committed ones, cell by cell as nbval compares them, so this run
+is also the replay of the committed form. The second run, on the same clone, is a learner re-running
+the course, quick and online, with the TLC site played by a loopback mirror, so the real download
+code runs in every chapter. The clone (several GB with its environments) is deleted afterwards.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ import pytest
 
 from helpers.core import config, data
 from helpers.core.tlc import trip_filename
-from tests.support import TLCMirror
+from tests.support import TLCMirror, output_differences
 
 pytestmark = [pytest.mark.learner_path, pytest.mark.xdist_group("learner-path")]
+
+CHAPTERS = sorted((config.REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 # No chapter needs it, so the mirror leaves it out, as the real site does a month not published yet.
 UNPUBLISHED = trip_filename("green", 2021, 6)
@@ -57,9 +62,8 @@ def learner_env(home: Path, **extra: str) -> dict[str, str]:
     return {**env, **_cache_dirs(), "HOME": str(home), **extra}
 
 
-def make_course(clone: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "course", "COURSE_ARGS=--quick"], cwd=clone, env=env, capture_output=True,
-                          text=True, timeout=1800)
+def make_course(clone: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "course", *args], cwd=clone, env=env, capture_output=True, text=True, timeout=1800)
 
 
 def chapter_statuses(stdout: str) -> dict[str, str]:
@@ -102,16 +106,16 @@ def home(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def online_run(clone, home, mirror):
-    env = learner_env(home, WORKBOOK_TLC_URL=mirror.trip_url, WORKBOOK_ZONES_URL=mirror.zones_url)
+def first_run(clone, home):
+    env = learner_env(home)
     result = make_course(clone, env)
     return result, registry_state(clone, env)
 
 
 @pytest.fixture(scope="module")
-def offline_rerun(online_run, clone, home):
-    env = learner_env(home)
-    result = make_course(clone, env)
+def online_rerun(first_run, clone, home, mirror):
+    env = learner_env(home, WORKBOOK_TLC_URL=mirror.trip_url, WORKBOOK_ZONES_URL=mirror.zones_url)
+    result = make_course(clone, env, "COURSE_ARGS=--quick")
     return result, registry_state(clone, env)
 
 
@@ -123,11 +127,32 @@ def _assert_every_chapter_ok(result: subprocess.CompletedProcess) -> None:
     assert set(statuses.values()) == {"ok"}, result.stdout
 
 
-def test_make_course_on_a_fresh_clone_runs_every_chapter_online(online_run):
-    _assert_every_chapter_ok(online_run[0])
+def test_make_course_on_a_fresh_clone_with_nothing_set_runs_every_chapter(first_run):
+    _assert_every_chapter_ok(first_run[0])
 
 
-def test_every_chapter_downloads_through_the_mirror(online_run, mirror):
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda path: path.stem)
+def test_the_first_run_gives_the_committed_outputs(first_run, clone, chapter):
+    executed = clone / "build" / "notebooks" / chapter.name
+    assert executed.exists(), first_run[0].stdout[-2000:]
+    assert output_differences(chapter, executed) == []
+
+
+def test_the_course_prints_no_kernel_transport_warning(first_run, online_rerun):
+    for result, _ in (first_run, online_rerun):
+        assert "without encryption" not in result.stdout + result.stderr
+
+
+def test_the_course_leaves_git_status_clean_and_nothing_beside_the_notebooks(first_run, clone):
+    assert git_status(clone) == ""
+    assert git_status(clone, "--ignored", "notebooks") == ""
+
+
+def test_a_second_make_course_online_succeeds(online_rerun):
+    _assert_every_chapter_ok(online_rerun[0])
+
+
+def test_every_chapter_downloads_through_the_mirror(online_rerun, mirror):
     fetched = mirror.asked("GET")
     assert "taxi_zone_lookup.csv" in fetched
     assert {trip_filename("green", 2021, m) for m in (1, 2, 3)} <= fetched
@@ -136,21 +161,8 @@ def test_every_chapter_downloads_through_the_mirror(online_run, mirror):
     assert mirror.asked("HEAD"), "the retraining sensor's check that a month is published never ran online"
 
 
-def test_the_course_prints_no_kernel_transport_warning(online_run):
-    assert "without encryption" not in online_run[0].stdout + online_run[0].stderr
-
-
-def test_the_course_leaves_git_status_clean_and_nothing_beside_the_notebooks(online_run, clone):
-    assert git_status(clone) == ""
-    assert git_status(clone, "--ignored", "notebooks") == ""
-
-
-def test_a_second_make_course_with_nothing_set_succeeds(offline_rerun):
-    _assert_every_chapter_ok(offline_rerun[0])
-
-
-def test_the_rerun_registers_no_version_twice_and_keeps_or_improves_the_champion(online_run, offline_rerun, clone):
-    before, after = online_run[1], offline_rerun[1]
+def test_the_rerun_registers_no_version_twice_and_keeps_or_improves_the_champion(first_run, online_rerun, clone):
+    before, after = first_run[1], online_rerun[1]
     assert len(after["runs"]) == len(set(after["runs"])), "two registered versions share a source run"
     assert after["rmse"] <= before["rmse"] + 1e-9, (before, after)
     assert git_status(clone) == ""

@@ -1,9 +1,9 @@
 """Every chapter executed for real with papermill (offline, quick), asserting on what it produced.
 
-Each chapter runs alone, on fresh stores of its own, as on a fresh clone; nbval (`--nbval-lax`,
-part of `make test`) separately replays the committed notebooks in order on one shared store and
-compares the outputs of the cells marked NBVAL_CHECK_OUTPUT. The committed outputs are that
-in-order run, which the tests at the end check.
+Each chapter runs alone, on fresh stores of its own, as on a fresh clone. The committed outputs
+are the in-order run with the course's parameters, which the tests at the end read; the learner's
+path (tests/test_learner_path.py) replays it in a fresh clone and compares the cells marked
+NBVAL_CHECK_OUTPUT, as nbval does.
 """
 
 import json
@@ -26,6 +26,7 @@ from helpers.core.config import isolated_env
 from helpers.course.notebook_form import problems
 from helpers.course.runner import find_chapters, notebooks_dir, run_chapter
 from helpers.ml import boosting, registry, tracking
+from tests.support import checked_cells, output_differences
 
 CHAPTERS = find_chapters(notebooks_dir())
 
@@ -303,7 +304,7 @@ def test_chapter_06_in_quick_mode_leaves_packaging_to_the_committed_run(executed
 
 
 def test_the_committed_chapter_06_serves_from_its_pipenv_environment_and_its_docker_image():
-    # nbval replays this run in the default mode and compares the two answers' lines.
+    # The learner's first run replays it in the default mode and compares the two answers' lines.
     output_of = _output_finder(config.REPO_ROOT / "notebooks" / "06_deployment.ipynb")
 
     assert "Installing dependencies from Pipfile.lock" in output_of("pipenv install --deploy")
@@ -408,3 +409,21 @@ def test_every_chapter_has_an_exercise_where_the_learner_writes_code(path):
     sources = [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
     checked = set(re.findall(r'check\("(\d\d\.\w+)"', "\n".join(sources)))
     assert [exercise for exercise in checked if EXERCISES[exercise].verify], checked
+
+
+def test_the_output_comparison_sees_a_changed_result_but_not_paths_or_how_streams_were_cut(tmp_path):
+    committed = CHAPTERS[1]
+    notebook = nbformat.read(committed, as_version=4)
+    index = next(i for i in checked_cells(notebook) if any(o.output_type == "stream" for o in notebook.cells[i].outputs))
+    stream = next(o for o in notebook.cells[index].outputs if o.output_type == "stream")
+    half = len(stream.text) // 2
+    head, tail = dict(stream, text=stream.text[:half]), dict(stream, text=stream.text[half:])
+    notebook.cells[index].outputs = [nbformat.from_dict(head), nbformat.from_dict(tail)] + [
+        o for o in notebook.cells[index].outputs if o is not stream]
+    recut = tmp_path / committed.name
+    nbformat.write(notebook, recut)
+    assert output_differences(committed, recut) == []
+
+    notebook.cells[index].outputs[1]["text"] += "one more line\n"
+    nbformat.write(notebook, recut)
+    assert [line.split(":")[0] for line in output_differences(committed, recut)] == [f"{committed.name} cell {index}"]

@@ -67,7 +67,6 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     if config.getoption("unit"):
-        heavy = [item for item in items if any(item.get_closest_marker(name) for name in HEAVY)
-                 or item.path.suffix == ".ipynb"]
+        heavy = [item for item in items if any(item.get_closest_marker(name) for name in HEAVY)]
         config.hook.pytest_deselected(items=heavy)
         items[:] = [item for item in items if item not in heavy]

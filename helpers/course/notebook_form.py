@@ -2,8 +2,8 @@
 
 Committed notebooks carry what ``make course`` leaves when it runs every chapter in order, offline,
 with the default parameters, on one fresh set of stores: what a learner sees going through the
-chapters in order, and the run nbval repeats in ``make test``, so the outputs it compares are
-reproducible. Execution metadata (papermill's timings, timestamps) is stripped so a refresh only
+chapters in order, and what the learner's-path test compares a fresh clone's ``make course`` with
+(the cells nbval would compare), so those outputs must be reproducible. Execution metadata (papermill's timings, timestamps) is stripped so a refresh only
 changes what changed.
 
 ``python -m helpers.course.notebook_form check`` lists what is off; ``refresh`` re-executes and rewrites.

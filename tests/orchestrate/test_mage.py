@@ -2,7 +2,7 @@
 Mage server on loopback with its triggers (API, sensor, schedule) and its failure alert.
 
 The module has its own MLflow store, data cache and ``MAGE_DATA_DIR``, so the registry versions it
-creates never show up in the notebooks nbval replays afterwards. Tests run in file order and build
+creates never show up in another module's or chapter's. Tests run in file order and build
 on each other like the chapter does: prepare, train, deploy, serve, score.
 """
 
