@@ -39,8 +39,17 @@ def pytest_unconfigure(config):
 # one worker: each test module (its module-scoped stores and servers), each chapter's papermill run
 # and the tests reading it, and the learner's clone. The longest groups go first, so the workers
 # finish at about the same time.
-_LONGEST_FIRST = ["learner-path", "tests/orchestrate/test_mage.py", "tests/servers/test_team_server.py",
-                  "chapter-06", "chapter-05", "chapter-07", "chapter-08", "chapter-03", "chapter-04"]
+_LONGEST_FIRST = [
+    "learner-path",
+    "tests/orchestrate/test_mage.py",
+    "tests/servers/test_team_server.py",
+    "chapter-06",
+    "chapter-05",
+    "chapter-07",
+    "chapter-08",
+    "chapter-03",
+    "chapter-04",
+]
 
 
 def _group(item: pytest.Item) -> str:
@@ -52,4 +61,3 @@ def pytest_itemcollected(item):
     # Marked as each item is collected: xdist reads the marks in its collection hook, before ours.
     if not _group(item):
         item.add_marker(pytest.mark.xdist_group(item.path.relative_to(item.config.rootpath).as_posix()))
-

@@ -43,13 +43,15 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=None, help="rides in the month (default: the twin's ~3M)")
     args = parser.parse_args()
 
-    model = models.LoadedModel("benchmark", "green-2021-01",
-                               train_pipeline(LinearRegression(), prepare(make_twin("green", 2021, 1).to_pandas())))
+    model = models.LoadedModel(
+        "benchmark",
+        "green-2021-01",
+        train_pipeline(LinearRegression(), prepare(make_twin("green", 2021, 1).to_pandas())),
+    )
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / "yellow_tripdata_2023-01.parquet"
         pq.write_table(make_twin("yellow", 2023, 1, n_rows=args.rows), source)
-        columns = ["tpep_pickup_datetime", "tpep_dropoff_datetime", "PULocationID", "DOLocationID",
-                   "trip_distance"]
+        columns = ["tpep_pickup_datetime", "tpep_dropoff_datetime", "PULocationID", "DOLocationID", "trip_distance"]
         rows = pq.read_metadata(source).num_rows
         print(f"yellow 2023-01 twin: {rows:,} rides; {os.cpu_count()} CPUs; model trained on green 2021-01")
 

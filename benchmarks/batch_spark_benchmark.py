@@ -42,9 +42,21 @@ def months(color: str, count: int) -> list[tuple[int, int]]:
 def run_case(engine: str, color: str, count: int, model: Path, out: Path) -> tuple[float, float]:
     """Seconds and peak MB of one ``python -m helpers.serve.batch`` run, its whole process tree."""
     first, last = months(color, count)[0], months(color, count)[-1]
-    command = [sys.executable, "-m", "helpers.serve.batch", "--engine", engine, "--color", color,
-               "--months", f"{first[0]}-{first[1]:02d}..{last[0]}-{last[1]:02d}", "--model-uri", str(model),
-               "--output-dir", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "helpers.serve.batch",
+        "--engine",
+        engine,
+        "--color",
+        color,
+        "--months",
+        f"{first[0]}-{first[1]:02d}..{last[0]}-{last[1]:02d}",
+        "--model-uri",
+        str(model),
+        "--output-dir",
+        str(out),
+    ]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     root, peak = psutil.Process(process.pid), 0
@@ -72,25 +84,33 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs; data: {config.data_dir()}; warming the cache...", flush=True)
     rows = {}
     for color, count in cases:
-        rows[color, count] = sum(pq.read_metadata(data.fetch_month(color, y, m).path).num_rows
-                                 for y, m in months(color, count))
+        rows[color, count] = sum(
+            pq.read_metadata(data.fetch_month(color, y, m).path).num_rows for y, m in months(color, count)
+        )
     results = {}
     with tempfile.TemporaryDirectory() as folder:
-        model = save_model(train_pipeline(LinearRegression(), prepare(make_twin("green", 2021, 1).to_pandas())),
-                           Path(folder) / "lin_reg.bin")
+        model = save_model(
+            train_pipeline(LinearRegression(), prepare(make_twin("green", 2021, 1).to_pandas())),
+            Path(folder) / "lin_reg.bin",
+        )
         print("| case | rides | engine | seconds | M rides/min | peak MB |\n|---|---:|---|---:|---:|---:|")
         for color, count in cases:
             for engine in engines:
                 seconds, peak = run_case(engine, color, count, model, Path(folder) / engine)
                 results[engine, color, count] = seconds
-                print(f"| {color} x{count} | {rows[color, count]:,} | {engine} | {seconds:.1f} | "
-                      f"{rows[color, count] / seconds * 60 / 1e6:.2f} | {peak:,.0f} |", flush=True)
+                print(
+                    f"| {color} x{count} | {rows[color, count]:,} | {engine} | {seconds:.1f} | "
+                    f"{rows[color, count] / seconds * 60 / 1e6:.2f} | {peak:,.0f} |",
+                    flush=True,
+                )
     for engine in engines:
         points = [(rows[c, n], results[engine, c, n]) for c, n in cases]
         if len(points) >= 2:
             per_row, fixed = np.polyfit([r for r, _ in points], [s for _, s in points], 1)
-            print(f"{engine}: {fixed:.1f} s fixed + {per_row * 1e6:.1f} s per million rides "
-                  f"({1 / per_row * 60 / 1e6:.2f} M rides/min at scale)")
+            print(
+                f"{engine}: {fixed:.1f} s fixed + {per_row * 1e6:.1f} s per million rides "
+                f"({1 / per_row * 60 / 1e6:.2f} M rides/min at scale)"
+            )
 
 
 if __name__ == "__main__":

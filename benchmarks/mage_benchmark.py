@@ -17,8 +17,14 @@ from helpers.core.tlc import trip_filename
 from helpers.course.notebook_form import isolated_stores
 from helpers.orchestrate import mage
 
-PIPELINES = [("data_preparation", {}), ("sklearn_training", {}), ("xgboost_training", {}), ("deploying", {}),
-             ("batch_inference", {}), ("retraining", {"train_month": "2021-01"})]
+PIPELINES = [
+    ("data_preparation", {}),
+    ("sklearn_training", {}),
+    ("xgboost_training", {}),
+    ("deploying", {}),
+    ("batch_inference", {}),
+    ("retraining", {"train_month": "2021-01"}),
+]
 
 
 def main() -> None:

@@ -35,15 +35,27 @@ def time_default(tmp: Path) -> tuple[float, float, int]:
     """The same for a bare ``mlflow server``: four uvicorn workers and job execution enabled."""
     port = free_port("127.0.0.1", 0)
     backend_uri = f"sqlite:///{tmp}/mlflow.db"
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-               "--backend-store-uri", backend_uri,
-               "--artifacts-destination", str(tmp / "mlartifacts")]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        backend_uri,
+        "--artifacts-destination",
+        str(tmp / "mlartifacts"),
+    ]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true"}
     log_path = tmp / "default.log"
     started = time.perf_counter()
     process = start_in_group(command, env, log_path)
-    server = MlflowServer(process=process, log_path=log_path, port=port,
-                          backend_uri=backend_uri, artifacts_dir=tmp / "mlartifacts")
+    server = MlflowServer(
+        process=process, log_path=log_path, port=port, backend_uri=backend_uri, artifacts_dir=tmp / "mlartifacts"
+    )
     while time.perf_counter() - started < 300:
         if process.poll() is not None:
             raise RuntimeError(f"default server exited; see {log_path}")
@@ -97,8 +109,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="helper starts to time (default 3)")
     parser.add_argument("--no-default", action="store_true", help="skip the bare mlflow server")
-    parser.add_argument("--bytecode-cache", action="store_true",
-                        help="let the servers cache .pyc files under a temporary prefix")
+    parser.add_argument(
+        "--bytecode-cache", action="store_true", help="let the servers cache .pyc files under a temporary prefix"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_root:
         os.environ["WORKBOOK_BUILD_DIR"] = tmp_root  # server logs

@@ -50,27 +50,37 @@ def main() -> None:
 
     timed("batch_metrics, one month", lambda: drift.batch_metrics(march, reference, "green/2021-03"))
     one_day = march[march.lpep_pickup_datetime.dt.day == 5]
-    timed(f"batch_metrics, one day ({len(one_day):,} rides)",
-          lambda: drift.batch_metrics(one_day, reference, "green/2021-03-05"))
+    timed(
+        f"batch_metrics, one day ({len(one_day):,} rides)",
+        lambda: drift.batch_metrics(one_day, reference, "green/2021-03-05"),
+    )
     days = timed("daily_metrics, a whole month", lambda: drift.daily_metrics(march, reference, "green"))
-    timed("batch_metrics + save_html, one month",
-          lambda: drift.batch_metrics(march, reference, "green/2021-03", save_html=True))
+    timed(
+        "batch_metrics + save_html, one month",
+        lambda: drift.batch_metrics(march, reference, "green/2021-03", save_html=True),
+    )
     html = drift.report_path("green/2021-03")
     print(f"HTML report: {html.stat().st_size / 1e6:.1f} MB")
     flagged = [d.batch for d in days if d.prediction_drift_detected]
-    print(f"days of 2021-03 with prediction drift: {len(flagged)} of {len(days)}; "
-          f"max drifted share {max(d.drifted_share for d in days):.2f}\n")
+    print(
+        f"days of 2021-03 with prediction drift: {len(flagged)} of {len(days)}; "
+        f"max drifted share {max(d.drifted_share for d in days):.2f}\n"
+    )
 
-    print(f"{'reference':<10} {'batch':<14} {'pred drift':>10} {'detected':>8} {'drifted':>8} {'share':>6} "
-          f"{'missing':>8} {'rmse':>6}  drifted columns")
+    print(
+        f"{'reference':<10} {'batch':<14} {'pred drift':>10} {'detected':>8} {'drifted':>8} {'share':>6} "
+        f"{'missing':>8} {'rmse':>6}  drifted columns"
+    )
     for ref_key in [(2021, 1), (2021, 2)]:
         for key in [(2021, 2), (2022, 1), (2023, 1)]:
             if key == ref_key:
                 continue
             m = drift.batch_metrics(months[key], months[ref_key], drift.batch_key("green", *key))
-            print(f"{ref_key[0]}-{ref_key[1]:02d}    {m.batch:<14} {m.prediction_drift:>10.3f} "
-                  f"{str(m.prediction_drift_detected):>8} {m.drifted_columns:>8} {m.drifted_share:>6.2f} "
-                  f"{m.missing_share:>8.3f} {m.rmse:>6.2f}  {', '.join(c.column for c in m.drifted())}")
+            print(
+                f"{ref_key[0]}-{ref_key[1]:02d}    {m.batch:<14} {m.prediction_drift:>10.3f} "
+                f"{str(m.prediction_drift_detected):>8} {m.drifted_columns:>8} {m.drifted_share:>6.2f} "
+                f"{m.missing_share:>8.3f} {m.rmse:>6.2f}  {', '.join(c.column for c in m.drifted())}"
+            )
 
 
 if __name__ == "__main__":

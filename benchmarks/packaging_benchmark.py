@@ -41,7 +41,9 @@ def bench_pipenv() -> None:
     with tempfile.TemporaryDirectory(prefix="pipenv-bench-") as folder:
         env = timed("pipenv install --deploy, new folder", lambda: service_env.install_service_env(Path(folder)))
         timed("pipenv install --deploy, same folder again", lambda: service_env.install_service_env(Path(folder)))
-        size = subprocess.run(["du", "-sm", str(env.folder / ".venv")], capture_output=True, text=True).stdout.split()[0]
+        size = subprocess.run(["du", "-sm", str(env.folder / ".venv")], capture_output=True, text=True).stdout.split()[
+            0
+        ]
         print(f"service environment: {len(service_env.installed_versions(env.python))} packages, {size} MB")
 
 
@@ -60,8 +62,12 @@ def bench_docker(cold_base: bool) -> None:
         pipeline = train_pipeline(LinearRegression(), read_prepared(fetch_month("green", 2021, 1).path))
         model = save_model(pipeline, Path(folder) / "model.bin")
         Path(folder).chmod(0o755)  # the container's user is not this one
-        running = timed("container start until /ping", lambda: container.run_container(
-            BENCH_TAG, {"MODEL_URI": "/models/model.bin"}, port=0, volumes={model.parent: "/models"}))
+        running = timed(
+            "container start until /ping",
+            lambda: container.run_container(
+                BENCH_TAG, {"MODEL_URI": "/models/model.bin"}, port=0, volumes={model.parent: "/models"}
+            ),
+        )
         running.stop()
 
 

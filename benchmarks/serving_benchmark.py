@@ -73,19 +73,29 @@ def load(url: str, body: dict, clients: int, per_client: int, max_seconds: float
         thread.join()
     elapsed = time.perf_counter() - started
     cuts = statistics.quantiles(latencies, n=100)
-    return {"requests": len(latencies), "failed": failures, "rps": len(latencies) / elapsed,
-            "p50_ms": cuts[49] * 1000, "p99_ms": cuts[98] * 1000}
+    return {
+        "requests": len(latencies),
+        "failed": failures,
+        "rps": len(latencies) / elapsed,
+        "p50_ms": cuts[49] * 1000,
+        "p99_ms": cuts[98] * 1000,
+    }
 
 
 def load_wrk(url: str, body: dict, clients: int, seconds: float) -> dict[str, float]:
     """Run wrk with ``clients`` connections for ``seconds``; requests/s and latency percentiles."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(json.dumps(body))}\n'
-                     'wrk.headers["Content-Type"] = "application/json"\n')
+        script.write(
+            f'wrk.method = "POST"\nwrk.body = {json.dumps(json.dumps(body))}\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+        )
     try:
         out = subprocess.run(
             ["wrk", f"-t{min(clients, 2)}", f"-c{clients}", f"-d{seconds:g}s", "--latency", "-s", script.name, url],
-            capture_output=True, text=True, check=True, timeout=seconds + 30,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 30,
         ).stdout
     finally:
         os.unlink(script.name)
@@ -95,10 +105,13 @@ def load_wrk(url: str, body: dict, clients: int, seconds: float) -> dict[str, fl
         return float(value.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[value.group(2)]
 
     failed = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"requests": int(re.search(r"(\d+) requests in", out).group(1)),
-            "failed": int(failed.group(1)) if failed else 0,
-            "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50_ms": milliseconds("50%"), "p99_ms": milliseconds("99%")}
+    return {
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "failed": int(failed.group(1)) if failed else 0,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": milliseconds("50%"),
+        "p99_ms": milliseconds("99%"),
+    }
 
 
 def start_mlflow_serve(model_uri: str, log_path: Path, timeout: float = 180) -> tuple[str, Callable[[], None]]:
@@ -106,8 +119,21 @@ def start_mlflow_serve(model_uri: str, log_path: Path, timeout: float = 180) -> 
     port = free_port("127.0.0.1", 0)
     # It starts uvicorn by name, so the venv's bin must be on PATH.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
-               "-h", "127.0.0.1", "-p", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        model_uri,
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
     process = start_in_group(command, env, log_path)
     stop = GroupProcess(process, log_path).stop
 
@@ -128,8 +154,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500, help="requests per client (default 500)")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8], help="concurrent clients (default 1 8)")
     parser.add_argument("--max-seconds", type=float, default=60, help="cap per measurement (default 60)")
-    parser.add_argument("--generator", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python",
-                        help="load generator (default wrk when installed)")
+    parser.add_argument(
+        "--generator",
+        choices=["wrk", "python"],
+        default="wrk" if shutil.which("wrk") else "python",
+        help="load generator (default wrk when installed)",
+    )
     parser.add_argument("--seconds", type=float, default=10, help="wrk: seconds per measurement (default 10)")
     args = parser.parse_args()
 
@@ -156,8 +186,10 @@ def main() -> None:
     print(f"\nload generator: {args.generator}")
     print(f"{'server':<20} {'clients':>7} {'requests':>8} {'failed':>6} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
     for server, clients, result in rows:
-        print(f"{server:<20} {clients:>7} {result['requests']:>8} {result['failed']:>6} {result['rps']:>8.0f} "
-              f"{result['p50_ms']:>7.1f} {result['p99_ms']:>7.1f}")
+        print(
+            f"{server:<20} {clients:>7} {result['requests']:>8} {result['failed']:>6} {result['rps']:>8.0f} "
+            f"{result['p50_ms']:>7.1f} {result['p99_ms']:>7.1f}"
+        )
     for clients in args.clients:
         ours, theirs = (result["rps"] for _, c, result in rows if c == clients)
         print(f"{clients} client(s): gunicorn serves {ours / theirs:.1f}x the requests/s of mlflow models serve")

@@ -43,12 +43,20 @@ def main() -> None:
             for label in ("first start", "restart"):
                 # Bound now: each case runs in this iteration, on this iteration's folder and secret.
                 cases = [
-                    ("PostgreSQL", lambda base=base, secret=secret: start_postgres(base / "pg", secret,
-                                                                                   base / "pg.log")),
-                    ("SeaweedFS (S3)", lambda base=base, secret=secret: start_object_store(base / "s3", "key", secret,
-                                                                                         base / "s3.log")),
-                    ("team server (all three + MLflow)", lambda base=base: start_team_server(port=0,
-                                                                                             folder=base / "team")),
+                    (
+                        "PostgreSQL",
+                        lambda base=base, secret=secret: start_postgres(base / "pg", secret, base / "pg.log"),
+                    ),
+                    (
+                        "SeaweedFS (S3)",
+                        lambda base=base, secret=secret: start_object_store(
+                            base / "s3", "key", secret, base / "s3.log"
+                        ),
+                    ),
+                    (
+                        "team server (all three + MLflow)",
+                        lambda base=base: start_team_server(port=0, folder=base / "team"),
+                    ),
                 ]
                 for part, start in cases:
                     ready, stopped = timed(start)

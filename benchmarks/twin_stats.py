@@ -14,8 +14,14 @@ import pandas as pd
 from helpers.core.tlc import DROPOFF_COLUMN, PICKUP_COLUMN
 from helpers.core.twin import make_twin
 
-MONTHS = [("green", 2021, 1), ("green", 2021, 2), ("green", 2021, 3), ("green", 2022, 1), ("green", 2023, 1),
-          ("yellow", 2023, 1)]
+MONTHS = [
+    ("green", 2021, 1),
+    ("green", 2021, 2),
+    ("green", 2021, 3),
+    ("green", 2022, 1),
+    ("green", 2023, 1),
+    ("yellow", 2023, 1),
+]
 
 
 def describe(color: str, year: int, month: int) -> tuple[pd.DataFrame, dict[str, object]]:
@@ -28,10 +34,13 @@ def describe(color: str, year: int, month: int) -> tuple[pd.DataFrame, dict[str,
     top = df["PULocationID"].value_counts(normalize=True).head(4)
     quantiles = df["trip_distance"].quantile([0.1, 0.5, 0.9, 0.99]).round(1).tolist()
     return df, {
-        "month": f"{color} {year}-{month:02d}", "rows": len(df), "outside_1_60": f"{1 - inside.mean():.2%}",
+        "month": f"{color} {year}-{month:02d}",
+        "rows": len(df),
+        "outside_1_60": f"{1 - inside.mean():.2%}",
         "negative": int((minutes < 0).sum()),
         "mean/std": f"{minutes[inside].mean():.2f}/{minutes[inside].std():.2f}",
-        "dist q10/50/90/99": "/".join(map(str, quantiles)), "dist max": df["trip_distance"].max(),
+        "dist q10/50/90/99": "/".join(map(str, quantiles)),
+        "dist max": df["trip_distance"].max(),
         "PU": df["PULocationID"].nunique(),
         "PU_DO": (df["PULocationID"].astype(str) + "_" + df["DOLocationID"].astype(str)).nunique(),
         "top PU": ", ".join(f"{z}:{s:.1%}" for z, s in top.items()),
@@ -60,12 +69,23 @@ def model_rmse(train: pd.DataFrame, val: pd.DataFrame, depth: int, rounds: int) 
     X_val, y_val = features(val)
     lr = Pipeline([("dv", DictVectorizer()), ("model", LinearRegression())]).fit(X_train, y_train)
     dv = DictVectorizer().fit(X_train)
-    xgb = XGBRegressor(max_depth=depth, learning_rate=0.1, n_estimators=rounds, min_child_weight=1.2,
-                       reg_alpha=0.018, reg_lambda=0.012, objective="reg:squarederror",
-                       early_stopping_rounds=20, n_jobs=-1, random_state=42)
+    xgb = XGBRegressor(
+        max_depth=depth,
+        learning_rate=0.1,
+        n_estimators=rounds,
+        min_child_weight=1.2,
+        reg_alpha=0.018,
+        reg_lambda=0.012,
+        objective="reg:squarederror",
+        early_stopping_rounds=20,
+        n_jobs=-1,
+        random_state=42,
+    )
     xgb.fit(dv.transform(X_train), y_train, eval_set=[(dv.transform(X_val), y_val)], verbose=False)
-    return {"LinearRegression val RMSE": root_mean_squared_error(y_val, lr.predict(X_val)),
-            f"XGBoost (depth {depth}) val RMSE": root_mean_squared_error(y_val, xgb.predict(dv.transform(X_val)))}
+    return {
+        "LinearRegression val RMSE": root_mean_squared_error(y_val, lr.predict(X_val)),
+        f"XGBoost (depth {depth}) val RMSE": root_mean_squared_error(y_val, xgb.predict(dv.transform(X_val))),
+    }
 
 
 def main() -> None:
@@ -83,8 +103,9 @@ def main() -> None:
         print(pd.DataFrame(rows).set_index("month").T.to_string())
     if not args.no_models:
         print("\nreal (green Jan->Feb 2021): LinearRegression ~7.76")
-        for name, rmse in model_rmse(frames["green", 2021, 1], frames["green", 2021, 2], args.xgb_depth,
-                                     args.xgb_rounds).items():
+        for name, rmse in model_rmse(
+            frames["green", 2021, 1], frames["green", 2021, 2], args.xgb_depth, args.xgb_rounds
+        ).items():
             print(f"{name}: {rmse:.3f}")
 
 

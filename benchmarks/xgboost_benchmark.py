@@ -34,8 +34,15 @@ from helpers.core import config, data, features
 from helpers.ml import boosting, tracking
 from helpers.ml.training import rmse
 
-ZOOMCAMP_BEST = {"max_depth": 30, "learning_rate": 0.0959, "min_child_weight": 1.06, "reg_alpha": 0.018,
-                 "reg_lambda": 0.0117, "objective": "reg:squarederror", "seed": 42}
+ZOOMCAMP_BEST = {
+    "max_depth": 30,
+    "learning_rate": 0.0959,
+    "min_child_weight": 1.06,
+    "reg_alpha": 0.018,
+    "reg_lambda": 0.0117,
+    "objective": "reg:squarederror",
+    "seed": 42,
+}
 ZOOMCAMP_SPACE = {
     "max_depth": scope.int(hp.quniform("max_depth", 4, 100, 1)),
     "learning_rate": hp.loguniform("learning_rate", -3, 0),
@@ -70,8 +77,14 @@ def onehot_matrices(df_train, df_val):
 
 
 def onehot_fit(params, train, val, early_stopping_rounds=50):
-    booster = xgb.train(params, train, num_boost_round=1000, evals=[(val, "validation")],
-                        early_stopping_rounds=early_stopping_rounds, verbose_eval=False)
+    booster = xgb.train(
+        params,
+        train,
+        num_boost_round=1000,
+        evals=[(val, "validation")],
+        early_stopping_rounds=early_stopping_rounds,
+        verbose_eval=False,
+    )
     rounds = booster.best_iteration + 1
     return rmse(val.get_label(), booster.predict(val, iteration_range=(0, rounds))), rounds
 
@@ -81,8 +94,15 @@ def run_onehot_fit(df_train, df_val, nthread):
     train, val, columns = onehot_matrices(df_train, df_val)
     prepared = time.perf_counter() - started
     score, rounds = onehot_fit({**ZOOMCAMP_BEST, "nthread": nthread}, train, val)
-    record(case="1a onehot-fit zoomcamp best", columns=columns, nthread=nthread, rmse=round(score, 4),
-           rounds=rounds, matrix_seconds=round(prepared, 1), seconds=round(time.perf_counter() - started, 1))
+    record(
+        case="1a onehot-fit zoomcamp best",
+        columns=columns,
+        nthread=nthread,
+        rmse=round(score, 4),
+        rounds=rounds,
+        matrix_seconds=round(prepared, 1),
+        seconds=round(time.perf_counter() - started, 1),
+    )
 
 
 def run_onehot_search(df_train, df_val, nthread, max_evals):
@@ -92,15 +112,32 @@ def run_onehot_search(df_train, df_val, nthread, max_evals):
     def objective(params):
         trial_started = time.perf_counter()
         score, rounds = onehot_fit({**params, "nthread": nthread}, train, val)
-        record(case="1b onehot-search trial", max_depth=int(params["max_depth"]), rmse=round(score, 4), rounds=rounds,
-               seconds=round(time.perf_counter() - trial_started, 1))
+        record(
+            case="1b onehot-search trial",
+            max_depth=int(params["max_depth"]),
+            rmse=round(score, 4),
+            rounds=rounds,
+            seconds=round(time.perf_counter() - trial_started, 1),
+        )
         return {"loss": score, "status": STATUS_OK}
 
     trials = Trials()
-    fmin(objective, ZOOMCAMP_SPACE, algo=tpe.suggest, max_evals=max_evals, trials=trials,
-         rstate=np.random.default_rng(42), show_progressbar=False)
-    record(case="1b onehot-search", trials=max_evals, nthread=nthread, best_rmse=round(min(trials.losses()), 4),
-           seconds=round(time.perf_counter() - started, 1))
+    fmin(
+        objective,
+        ZOOMCAMP_SPACE,
+        algo=tpe.suggest,
+        max_evals=max_evals,
+        trials=trials,
+        rstate=np.random.default_rng(42),
+        show_progressbar=False,
+    )
+    record(
+        case="1b onehot-search",
+        trials=max_evals,
+        nthread=nthread,
+        best_rmse=round(min(trials.losses()), 4),
+        seconds=round(time.perf_counter() - started, 1),
+    )
 
 
 def run_native_search(df_train, df_val, max_evals):
@@ -112,13 +149,22 @@ def run_native_search(df_train, df_val, max_evals):
         seconds = time.perf_counter() - started
         trials = tracking.runs_frame("benchmark", f"tags.mlflow.parentRunId = '{search.parent_run_id}'")
     for _, trial in trials.sort_values("start_time").iterrows():
-        record(case="native-search trial", rmse=round(trial["metrics.rmse"], 4),
-               rounds=int(trial["metrics.best_iteration"]) + 1,
-               seconds=round((trial["end_time"] - trial["start_time"]).total_seconds(), 1),
-               params={k[7:]: trial[k] for k in trials.columns if k.startswith("params.")})
-    record(case="native-search", trials=max_evals, nthread=boosting.threads(), best_rmse=round(search.best_rmse, 4),
-           best_rounds=search.best_rounds, best_params={k: round(float(v), 4) for k, v in search.best_params.items()},
-           seconds=round(seconds, 1))
+        record(
+            case="native-search trial",
+            rmse=round(trial["metrics.rmse"], 4),
+            rounds=int(trial["metrics.best_iteration"]) + 1,
+            seconds=round((trial["end_time"] - trial["start_time"]).total_seconds(), 1),
+            params={k[7:]: trial[k] for k in trials.columns if k.startswith("params.")},
+        )
+    record(
+        case="native-search",
+        trials=max_evals,
+        nthread=boosting.threads(),
+        best_rmse=round(search.best_rmse, 4),
+        best_rounds=search.best_rounds,
+        best_params={k: round(float(v), 4) for k, v in search.best_params.items()},
+        seconds=round(seconds, 1),
+    )
 
 
 def run_frontier(df_train, df_val):
@@ -126,9 +172,17 @@ def run_frontier(df_train, df_val):
     for depth in (3, 4, 6, 8, 10):
         for learning_rate in (0.1, 0.2, 0.3):
             started = time.perf_counter()
-            result = boosting.fit({"max_depth": depth, "learning_rate": learning_rate, "min_child_weight": 20}, train, val)
-            record(case="frontier", max_depth=depth, learning_rate=learning_rate, rmse=round(result.rmse, 4),
-                   rounds=result.rounds, seconds=round(time.perf_counter() - started, 1))
+            result = boosting.fit(
+                {"max_depth": depth, "learning_rate": learning_rate, "min_child_weight": 20}, train, val
+            )
+            record(
+                case="frontier",
+                max_depth=depth,
+                learning_rate=learning_rate,
+                rmse=round(result.rmse, 4),
+                rounds=result.rounds,
+                seconds=round(time.perf_counter() - started, 1),
+            )
 
 
 def main() -> None:

@@ -82,10 +82,6 @@ def store(tmp_path_factory):
     mp.undo()
 
 
-
-
-
-
 @pytest.fixture
 def chromium():
     """A headless Chromium whose pages may reach only 127.0.0.1 (``helpers.servers.browser``)."""

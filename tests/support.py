@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 # --- A missing tool ------------------------------------------------------------------------------
 
+
 def skip_or_fail_in_ci(reason: str) -> None:
     """Skip with ``reason``; with ``CI=true`` fail instead, since CI installs what the test needs,
     so that a test can never silently stop running there."""
@@ -40,6 +41,7 @@ def skip_or_fail_in_ci(reason: str) -> None:
 
 
 # --- Data ----------------------------------------------------------------------------------------
+
 
 def synthetic_month(n: int, seed: int) -> pd.DataFrame:
     """Prepared rides whose duration is 3 min a mile plus a per-zone offset, with noise."""
@@ -67,27 +69,41 @@ def monitored_frame(n: int, seed: int, *, start: str = "2021-03-01", days: int =
     distance = rng.lognormal(1, 0.8, n)
     predicted = 5 + 2.5 * distance + rng.normal(0, 1, n)
     pickup = pd.Timestamp(start) + pd.to_timedelta(rng.integers(0, days * 86_400, n), unit="s")
-    return pd.DataFrame({
-        "lpep_pickup_datetime": pickup,
-        "PULocationID": rng.integers(1, 8, n), "DOLocationID": rng.integers(1, 8, n),
-        "trip_distance": distance, "passenger_count": rng.choice([1.0, 2.0, 3.0], n),
-        "fare_amount": 3 + 2.5 * distance, "total_amount": 5 + 2.5 * distance,
-        "predicted_duration": predicted, "actual_duration": predicted + rng.normal(0, 3, n),
-    })
+    return pd.DataFrame(
+        {
+            "lpep_pickup_datetime": pickup,
+            "PULocationID": rng.integers(1, 8, n),
+            "DOLocationID": rng.integers(1, 8, n),
+            "trip_distance": distance,
+            "passenger_count": rng.choice([1.0, 2.0, 3.0], n),
+            "fare_amount": 3 + 2.5 * distance,
+            "total_amount": 5 + 2.5 * distance,
+            "predicted_duration": predicted,
+            "actual_duration": predicted + rng.normal(0, 3, n),
+        }
+    )
 
 
 def sample_metrics(batch: str = "green/2021-03", **values) -> drift.BatchMetrics:
     """A batch's metrics where all is well, with ``values`` changed."""
     from helpers.monitor.drift import BatchMetrics, ColumnDrift
 
-    defaults = dict(rows=100, prediction_drift=0.01, prediction_drift_detected=False, drifted_columns=0,
-                    drifted_share=0.0, missing_share=0.0, rmse=6.0, mae=4.0,
-                    columns=(ColumnDrift("predicted_duration", 0.01, "Wasserstein distance (normed)", 0.1,
-                                                    False),))
+    defaults = dict(
+        rows=100,
+        prediction_drift=0.01,
+        prediction_drift_detected=False,
+        drifted_columns=0,
+        drifted_share=0.0,
+        missing_share=0.0,
+        rmse=6.0,
+        mae=4.0,
+        columns=(ColumnDrift("predicted_duration", 0.01, "Wasserstein distance (normed)", 0.1, False),),
+    )
     return BatchMetrics(batch=batch, **{**defaults, **values})
 
 
 # --- Models --------------------------------------------------------------------------------------
+
 
 def registered_champion(name: str, months) -> str:
     """Train a LinearRegression on the synthetic ``months``, register it as ``name`` with the
@@ -99,8 +115,9 @@ def registered_champion(name: str, months) -> str:
 
     df_train, df_val, _ = months
     tracking.use_experiment(name)
-    result = tracking.train_and_log(LinearRegression(), df_train, df_val, train_source="a", val_source="b",
-                                    data_source="twin")
+    result = tracking.train_and_log(
+        LinearRegression(), df_train, df_val, train_source="a", val_source="b", data_source="twin"
+    )
     version = registry.register_run(MlflowClient().get_run(result.run_id), name)
     MlflowClient().set_registered_model_alias(name, registry.CHAMPION, version.version)
     return str(version.version)
@@ -120,42 +137,155 @@ BAD_REQUESTS = [
     ("a number body", b"42", "application/json", 422, None, None, "got a JSON number"),
     ("null body", b"null", "application/json", 422, None, None, "got a JSON null"),
     ("empty list", b"[]", "application/json", 422, None, None, "empty list"),
-    ("missing field", b'{"PULocationID": 10, "DOLocationID": 3}', "application/json", 422, "trip_distance", None,
-     "missing field 'trip_distance'"),
-    ("zone as string", b'{"PULocationID": "10", "DOLocationID": 3, "trip_distance": 1}', "application/json", 422,
-     "PULocationID", None, "integer zone ID"),
-    ("zone as float", b'{"PULocationID": 10.0, "DOLocationID": 3, "trip_distance": 1}', "application/json", 422,
-     "PULocationID", None, "integer zone ID"),
-    ("zone as bool", b'{"PULocationID": 10, "DOLocationID": true, "trip_distance": 1}', "application/json", 422,
-     "DOLocationID", None, "got a JSON boolean"),
-    ("zone 0", b'{"PULocationID": 0, "DOLocationID": 3, "trip_distance": 1}', "application/json", 422,
-     "PULocationID", None, "1-265, got 0"),
-    ("zone 266", b'{"PULocationID": 10, "DOLocationID": 266, "trip_distance": 1}', "application/json", 422,
-     "DOLocationID", None, "1-265, got 266"),
-    ("distance as string", b'{"PULocationID": 10, "DOLocationID": 3, "trip_distance": "4"}', "application/json",
-     422, "trip_distance", None, "number of miles"),
-    ("distance as bool", b'{"PULocationID": 10, "DOLocationID": 3, "trip_distance": false}', "application/json",
-     422, "trip_distance", None, "got a JSON boolean"),
-    ("distance null", b'{"PULocationID": 10, "DOLocationID": 3, "trip_distance": null}', "application/json",
-     422, "trip_distance", None, "got a JSON null"),
-    ("negative distance", b'{"PULocationID": 10, "DOLocationID": 3, "trip_distance": -1.5}', "application/json",
-     422, "trip_distance", None, ">= 0"),
-    ("NaN distance", b'{"PULocationID": 10, "DOLocationID": 3, "trip_distance": NaN}', "application/json",
-     422, "trip_distance", None, "finite"),
-    ("infinite distance", b'{"PULocationID": 10, "DOLocationID": 3, "trip_distance": 1e400}', "application/json",
-     422, "trip_distance", None, "finite"),
-    ("huge integer distance", b'{"PULocationID": 10, "DOLocationID": 3, "trip_distance": 1' + b"0" * 400 + b"}",
-     "application/json", 422, "trip_distance", None, "finite"),
-    ("bad ride in a batch", b'[{"PULocationID": 10, "DOLocationID": 3, "trip_distance": 1},'
-     b' {"PULocationID": 10, "trip_distance": 1}]', "application/json", 422, "DOLocationID", 1, "missing field"),
-    ("non-object in a batch", b'[{"PULocationID": 10, "DOLocationID": 3, "trip_distance": 1}, 5]',
-     "application/json", 422, None, 1, "must be a JSON object"),
-    ("batch over max_batch", b"[" + b",".join([b'{"PULocationID": 1, "DOLocationID": 1, "trip_distance": 1}'] * 6)
-     + b"]", "application/json", 413, None, None, "at most 5"),
+    (
+        "missing field",
+        b'{"PULocationID": 10, "DOLocationID": 3}',
+        "application/json",
+        422,
+        "trip_distance",
+        None,
+        "missing field 'trip_distance'",
+    ),
+    (
+        "zone as string",
+        b'{"PULocationID": "10", "DOLocationID": 3, "trip_distance": 1}',
+        "application/json",
+        422,
+        "PULocationID",
+        None,
+        "integer zone ID",
+    ),
+    (
+        "zone as float",
+        b'{"PULocationID": 10.0, "DOLocationID": 3, "trip_distance": 1}',
+        "application/json",
+        422,
+        "PULocationID",
+        None,
+        "integer zone ID",
+    ),
+    (
+        "zone as bool",
+        b'{"PULocationID": 10, "DOLocationID": true, "trip_distance": 1}',
+        "application/json",
+        422,
+        "DOLocationID",
+        None,
+        "got a JSON boolean",
+    ),
+    (
+        "zone 0",
+        b'{"PULocationID": 0, "DOLocationID": 3, "trip_distance": 1}',
+        "application/json",
+        422,
+        "PULocationID",
+        None,
+        "1-265, got 0",
+    ),
+    (
+        "zone 266",
+        b'{"PULocationID": 10, "DOLocationID": 266, "trip_distance": 1}',
+        "application/json",
+        422,
+        "DOLocationID",
+        None,
+        "1-265, got 266",
+    ),
+    (
+        "distance as string",
+        b'{"PULocationID": 10, "DOLocationID": 3, "trip_distance": "4"}',
+        "application/json",
+        422,
+        "trip_distance",
+        None,
+        "number of miles",
+    ),
+    (
+        "distance as bool",
+        b'{"PULocationID": 10, "DOLocationID": 3, "trip_distance": false}',
+        "application/json",
+        422,
+        "trip_distance",
+        None,
+        "got a JSON boolean",
+    ),
+    (
+        "distance null",
+        b'{"PULocationID": 10, "DOLocationID": 3, "trip_distance": null}',
+        "application/json",
+        422,
+        "trip_distance",
+        None,
+        "got a JSON null",
+    ),
+    (
+        "negative distance",
+        b'{"PULocationID": 10, "DOLocationID": 3, "trip_distance": -1.5}',
+        "application/json",
+        422,
+        "trip_distance",
+        None,
+        ">= 0",
+    ),
+    (
+        "NaN distance",
+        b'{"PULocationID": 10, "DOLocationID": 3, "trip_distance": NaN}',
+        "application/json",
+        422,
+        "trip_distance",
+        None,
+        "finite",
+    ),
+    (
+        "infinite distance",
+        b'{"PULocationID": 10, "DOLocationID": 3, "trip_distance": 1e400}',
+        "application/json",
+        422,
+        "trip_distance",
+        None,
+        "finite",
+    ),
+    (
+        "huge integer distance",
+        b'{"PULocationID": 10, "DOLocationID": 3, "trip_distance": 1' + b"0" * 400 + b"}",
+        "application/json",
+        422,
+        "trip_distance",
+        None,
+        "finite",
+    ),
+    (
+        "bad ride in a batch",
+        b'[{"PULocationID": 10, "DOLocationID": 3, "trip_distance": 1}, {"PULocationID": 10, "trip_distance": 1}]',
+        "application/json",
+        422,
+        "DOLocationID",
+        1,
+        "missing field",
+    ),
+    (
+        "non-object in a batch",
+        b'[{"PULocationID": 10, "DOLocationID": 3, "trip_distance": 1}, 5]',
+        "application/json",
+        422,
+        None,
+        1,
+        "must be a JSON object",
+    ),
+    (
+        "batch over max_batch",
+        b"[" + b",".join([b'{"PULocationID": 1, "DOLocationID": 1, "trip_distance": 1}'] * 6) + b"]",
+        "application/json",
+        413,
+        None,
+        None,
+        "at most 5",
+    ),
 ]
 
 
 # --- The files a chapter writes ------------------------------------------------------------------
+
 
 def written_file(chapter: str, filename: str) -> str:
     """The body of the ``%%writefile .../<filename>`` cell of chapter ``chapter`` (e.g. ``"06"``).
@@ -183,6 +313,7 @@ def write_chapter_file(chapter: str, filename: str, folder: Path) -> Path:
 
 
 # --- A scripted TLC site, and a mirror of the real one ------------------------------------------
+
 
 @dataclass
 class Reply:
@@ -331,16 +462,27 @@ def import_graph(*, at_import: bool = False) -> dict[str, set[str]]:
     """Each ``helpers`` module and the ``helpers`` modules it imports (itself and ``__init__`` left out);
     ``at_import``: only the imports its top level runs."""
     modules = helpers_modules()
-    return {name: imported_modules(path.read_text(), modules, at_import=at_import) - {name, ""}
-            for name, path in modules.items()}
+    return {
+        name: imported_modules(path.read_text(), modules, at_import=at_import) - {name, ""}
+        for name, path in modules.items()
+    }
 
 
 # --- The committed outputs, compared as nbval compares them -------------------------------------
 
 SANITIZE_CONFIG = Path(__file__).resolve().parent / "nbval_sanitize.cfg"
 # What nbval leaves out of a comparison: bookkeeping, tracebacks, widget ids and images.
-_NOT_COMPARED = {"metadata", "traceback", "prompt_number", "output_type", "name", "execution_count",
-                 "application/vnd.jupyter.widget-view+json", "image/png", "image/jpeg"}
+_NOT_COMPARED = {
+    "metadata",
+    "traceback",
+    "prompt_number",
+    "output_type",
+    "name",
+    "execution_count",
+    "application/vnd.jupyter.widget-view+json",
+    "image/png",
+    "image/jpeg",
+}
 
 
 def checked_cells(notebook) -> list[int]:

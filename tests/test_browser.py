@@ -43,14 +43,17 @@ LAB_START_SECONDS = 120
 
 # --- The checks ----------------------------------------------------------------------------------
 
-def run_notebook_in_lab(chromium: LoopbackBrowser, url: str, notebook: str, expected: str,
-                        timeout: float = 120) -> None:
+
+def run_notebook_in_lab(
+    chromium: LoopbackBrowser, url: str, notebook: str, expected: str, timeout: float = 120
+) -> None:
     """Open ``url`` (the lab's, with its token), open ``notebook`` from the file browser, run all its
     cells from the Run menu and wait for an output holding ``expected``."""
     page = chromium.new_page()
     page.goto(url)
-    chromium.expect(page, page.get_by_text(notebook, exact=True), f"the file {notebook} in the file browser",
-                    timeout).dblclick()
+    chromium.expect(
+        page, page.get_by_text(notebook, exact=True), f"the file {notebook} in the file browser", timeout
+    ).dblclick()
     chromium.expect(page, page.get_by_text("| Idle"), "the kernel ready (Idle)", timeout)
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
@@ -59,13 +62,15 @@ def run_notebook_in_lab(chromium: LoopbackBrowser, url: str, notebook: str, expe
     chromium.screenshot(page, "lab-chapter-01")
 
 
-def mlflow_runs_listed(chromium: LoopbackBrowser, url: str, experiment: str, run_names: list[str],
-                       timeout: float = 30) -> None:
+def mlflow_runs_listed(
+    chromium: LoopbackBrowser, url: str, experiment: str, run_names: list[str], timeout: float = 30
+) -> None:
     """From the MLflow UI's home page, open ``experiment``'s training runs and see each run listed."""
     page = mlflow_page(chromium)
     page.goto(url)
-    chromium.expect(page, page.get_by_role("link", name=experiment, exact=True), f"the experiment {experiment}",
-                    timeout).click()
+    chromium.expect(
+        page, page.get_by_role("link", name=experiment, exact=True), f"the experiment {experiment}", timeout
+    ).click()
     chromium.expect(page, page.get_by_text("Training runs", exact=True), "the Training runs link", timeout).click()
     for name in run_names:
         chromium.expect(page, page.get_by_role("link", name=name, exact=True), f"the run {name}", timeout)
@@ -73,20 +78,25 @@ def mlflow_runs_listed(chromium: LoopbackBrowser, url: str, experiment: str, run
     chromium.screenshot(page, "mlflow-runs")
 
 
-def mlflow_run_metric(chromium: LoopbackBrowser, url: str, experiment_id: str, run_id: str, metric: str,
-                      value: float, timeout: float = 30) -> None:
+def mlflow_run_metric(
+    chromium: LoopbackBrowser, url: str, experiment_id: str, run_id: str, metric: str, value: float, timeout: float = 30
+) -> None:
     """On a run's page, see ``metric`` with its ``value`` in the run's metrics table."""
     page = mlflow_page(chromium)
     page.goto(f"{url}/#/experiments/{experiment_id}/runs/{run_id}")
-    row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=metric, exact=True)).filter(
-        has_text=repr(value))
+    row = (
+        page.get_by_role("row")
+        .filter(has=page.get_by_role("cell", name=metric, exact=True))
+        .filter(has_text=repr(value))
+    )
     chromium.expect(page, row, f"the metric {metric} = {value!r}", timeout).scroll_into_view_if_needed()
     _close_assistant(page)
     chromium.screenshot(page, "mlflow-run")
 
 
-def mlflow_model_alias(chromium: LoopbackBrowser, url: str, model: str, version: str, alias: str,
-                       timeout: float = 30) -> None:
+def mlflow_model_alias(
+    chromium: LoopbackBrowser, url: str, model: str, version: str, alias: str, timeout: float = 30
+) -> None:
     """On a registered model's page, see ``version`` listed with ``alias``."""
     page = mlflow_page(chromium)
     page.goto(f"{url}/#/models/{model}")
@@ -113,6 +123,7 @@ def _close_assistant(page: Page) -> None:
 
 # --- make lab ------------------------------------------------------------------------------------
 
+
 def lab_url(log: Path, port: int) -> str | None:
     """The URL with its token that `make lab` prints, once it has printed it."""
     found = re.search(rf"http://127\.0\.0\.1:{port}/lab\?token=\w+", log.read_text(errors="replace"))
@@ -128,18 +139,29 @@ def lab(tmp_path_factory) -> Iterator[str]:
     shutil.copy(CHAPTER_01, base / "notebooks")
     (base / "config").mkdir()
     (base / "config" / "jupyter_server_config.json").write_text(
-        json.dumps({"ServerApp": {"root_dir": str(base / "notebooks")}}))
+        json.dumps({"ServerApp": {"root_dir": str(base / "notebooks")}})
+    )
     notification = base / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     notification.parent.mkdir(parents=True)
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(base / "config"),
-           "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces")}
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(base / "config"),
+        "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
+    }
     log = base / "lab.log"
     with claimed_port("127.0.0.1", 0) as port:
         command = ["make", "--no-print-directory", "lab", f"LAB_PORT={port}"]
         server = GroupProcess(start_in_group(command, env, log, cwd=config.REPO_ROOT), log)
-        ensure_ready(server, command, lambda: lab_url(log, port) is not None, label="make lab",
-                     what="its URL with the token", timeout=LAB_START_SECONDS)
+        ensure_ready(
+            server,
+            command,
+            lambda: lab_url(log, port) is not None,
+            label="make lab",
+            what="its URL with the token",
+            timeout=LAB_START_SECONDS,
+        )
     yield lab_url(log, port)
     server.stop()
 
@@ -154,6 +176,7 @@ def test_make_lab_runs_chapter_01_through_the_ui_to_its_key_result(lab, chromium
 
 
 # --- The MLflow UI -------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def mlflow_ui(store):
@@ -195,6 +218,7 @@ def test_the_mlflow_ui_shows_the_registered_model_with_its_champion(mlflow_ui, c
 
 # --- The same checks on a page that is not the expected one --------------------------------------
 
+
 @pytest.fixture
 def blank_server(tlc_server) -> str:
     """A server on loopback that answers every path with an empty page."""
@@ -215,6 +239,7 @@ def test_the_mlflow_checks_fail_on_a_server_that_is_not_mlflow(blank_server, chr
 
 
 # --- The README's screenshots --------------------------------------------------------------------
+
 
 def test_the_readme_shows_every_screenshot_make_screenshots_takes_and_they_stay_small():
     makefile = (config.REPO_ROOT / "Makefile").read_text()

@@ -14,15 +14,48 @@ from helpers.course.runner import find_chapters, notebooks_dir
 # "mlflow.x.y": that exact dotted call; ".name": a method of any object (a client, a vectorizer);
 # "name": a plain function or class called by its name.
 TAUGHT = {
-    "02": ["DictVectorizer", ".fit_transform", "LinearRegression", ".fit", "root_mean_squared_error",
-           "pickle.dump", "pickle.load"],
-    "03": ["mlflow.set_tracking_uri", "mlflow.set_experiment", "mlflow.start_run", "mlflow.log_param",
-           "mlflow.log_params", "mlflow.log_metric", "mlflow.set_tag", "mlflow.log_artifact",
-           "mlflow.sklearn.log_model", "infer_signature", "mlflow.sklearn.autolog", "fmin", "mlflow.search_runs"],
-    "04": [".create_experiment", ".create_run", ".log_param", ".log_metric", ".set_tag", ".log_artifact",
-           ".set_terminated", ".get_run", ".get_experiment", ".delete_experiment", ".create_registered_model",
-           ".create_model_version", ".transition_model_version_stage", ".set_registered_model_alias",
-           ".get_model_version_by_alias", "mlflow.pyfunc.load_model"],
+    "02": [
+        "DictVectorizer",
+        ".fit_transform",
+        "LinearRegression",
+        ".fit",
+        "root_mean_squared_error",
+        "pickle.dump",
+        "pickle.load",
+    ],
+    "03": [
+        "mlflow.set_tracking_uri",
+        "mlflow.set_experiment",
+        "mlflow.start_run",
+        "mlflow.log_param",
+        "mlflow.log_params",
+        "mlflow.log_metric",
+        "mlflow.set_tag",
+        "mlflow.log_artifact",
+        "mlflow.sklearn.log_model",
+        "infer_signature",
+        "mlflow.sklearn.autolog",
+        "fmin",
+        "mlflow.search_runs",
+    ],
+    "04": [
+        ".create_experiment",
+        ".create_run",
+        ".log_param",
+        ".log_metric",
+        ".set_tag",
+        ".log_artifact",
+        ".set_terminated",
+        ".get_run",
+        ".get_experiment",
+        ".delete_experiment",
+        ".create_registered_model",
+        ".create_model_version",
+        ".transition_model_version_stage",
+        ".set_registered_model_alias",
+        ".get_model_version_by_alias",
+        "mlflow.pyfunc.load_model",
+    ],
 }
 
 
@@ -64,6 +97,9 @@ def test_every_taught_api_is_called_in_a_cell_that_ran(number):
 
 
 def test_a_call_hidden_in_a_string_or_a_comment_does_not_count():
-    tree_calls = {_dotted(node.func) for node in ast.walk(ast.parse("'mlflow.autolog()'  # mlflow.log_param()"))
-                  if isinstance(node, ast.Call)}
+    tree_calls = {
+        _dotted(node.func)
+        for node in ast.walk(ast.parse("'mlflow.autolog()'  # mlflow.log_param()"))
+        if isinstance(node, ast.Call)
+    }
     assert not _taught("mlflow.autolog", tree_calls)

@@ -72,6 +72,7 @@ def link_problems(page: Path, text: str | None = None) -> list[str]:
 
 # --- Links ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(REPO)))
 def test_every_relative_link_resolves_to_a_file_of_the_repository(page):
     assert link_problems(page) == []
@@ -83,9 +84,11 @@ def test_readme_links_every_page_under_docs():
 
 
 def test_the_link_check_sees_a_missing_file_a_missing_heading_and_an_ignored_one_but_not_code():
-    text = ("[gone](docs/no-such-page.md) [heading](docs/settings.md#no-such-heading) "
-            "[fine](docs/settings.md#how-the-tests-use-them) [built](build/notebooks/) [up](../README.md) "
-            "`[in code](nowhere.md)`\n```\n[in a block](nowhere.md)\n```\n")
+    text = (
+        "[gone](docs/no-such-page.md) [heading](docs/settings.md#no-such-heading) "
+        "[fine](docs/settings.md#how-the-tests-use-them) [built](build/notebooks/) [up](../README.md) "
+        "`[in code](nowhere.md)`\n```\n[in a block](nowhere.md)\n```\n"
+    )
     assert link_problems(README, text) == [
         "README.md: docs/no-such-page.md does not exist",
         "README.md: docs/settings.md#no-such-heading names no heading of settings.md",
@@ -96,13 +99,14 @@ def test_the_link_check_sees_a_missing_file_a_missing_heading_and_an_ignored_one
 
 # --- The chapter table ---------------------------------------------------------------------------
 
+
 def table_rows(text: str, header: str) -> list[dict[str, str]]:
     """The rows of the Markdown table whose header row starts with ``header``, by column name."""
     lines = text.splitlines()
     start = next(index for index, line in enumerate(lines) if line.startswith(header))
     names = [cell.strip() for cell in lines[start].strip("|").split("|")]
     rows = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         rows.append(dict(zip(names, (cell.strip() for cell in line.strip().strip("|").split("|")), strict=True)))
@@ -189,9 +193,11 @@ def test_the_table_check_sees_a_missing_row_a_module_left_out_and_a_test_that_do
     without_module = text.replace(row_01, row_01.replace("[`core.data`](helpers/core/data.py), ", ""))
     assert table_problems(without_module) == [
         "01: 01_environment.ipynb imports ['core.data'], which the row does not name",
-        ("01: tests ['tests/core/test_config.py', 'tests/core/test_data.py', 'tests/course/test_checks.py', "
-         "'tests/course/test_environment.py'], but its modules' tests are ['tests/core/test_config.py', "
-         "'tests/course/test_checks.py', 'tests/course/test_environment.py']"),
+        (
+            "01: tests ['tests/core/test_config.py', 'tests/core/test_data.py', 'tests/course/test_checks.py', "
+            "'tests/course/test_environment.py'], but its modules' tests are ['tests/core/test_config.py', "
+            "'tests/course/test_checks.py', 'tests/course/test_environment.py']"
+        ),
     ]
     wrong_test = text.replace(row_01, row_01.replace("tests/core/test_data.py", "tests/test_data.py"))
     assert "01: test tests/test_data.py does not exist" in table_problems(wrong_test)
@@ -204,6 +210,7 @@ def test_notebook_imports_name_modules_by_the_module_a_name_comes_from():
 
 
 # --- Short --------------------------------------------------------------------------------------
+
 
 def prose_words(text: str) -> int:
     """Words a reader reads line by line: outside code blocks and tables, link targets left out."""

@@ -24,8 +24,13 @@ def test_every_module_sits_in_a_layer():
 
 
 def upward_imports(graph: dict[str, set[str]]) -> list[str]:
-    return sorted(f"{module} imports {target}" for module, targets in graph.items() if module
-                  for target in targets if layer(target) > layer(module))
+    return sorted(
+        f"{module} imports {target}"
+        for module, targets in graph.items()
+        if module
+        for target in targets
+        if layer(target) > layer(module)
+    )
 
 
 def cycles(graph: dict[str, set[str]]) -> list[str]:
@@ -36,7 +41,7 @@ def cycles(graph: dict[str, set[str]]) -> list[str]:
     def visit(module: str, path: list[str]) -> None:
         for target in sorted(graph.get(module, ())):
             if target in path:
-                found.append(" -> ".join([*path[path.index(target):], target]))
+                found.append(" -> ".join([*path[path.index(target) :], target]))
             elif target not in done:
                 visit(target, [*path, target])
         done.add(module)
@@ -56,15 +61,20 @@ def test_no_module_imports_itself_through_others():
 
 
 def test_the_checks_see_an_upward_import_and_a_circle():
-    graph = {"servers.processes": {"course.environment"}, "serve.batch": {"serve.batch_spark"},
-             "serve.batch_spark": {"serve.batch"}, "course.environment": set()}
+    graph = {
+        "servers.processes": {"course.environment"},
+        "serve.batch": {"serve.batch_spark"},
+        "serve.batch_spark": {"serve.batch"},
+        "course.environment": set(),
+    }
     assert upward_imports(graph) == ["servers.processes imports course.environment"]
     assert cycles(graph) == ["serve.batch -> serve.batch_spark -> serve.batch"]
 
 
 def test_the_servers_layer_imports_nothing_of_a_chapter():
-    reached = {target for module, targets in import_graph().items() if module.startswith("servers")
-               for target in targets}
+    reached = {
+        target for module, targets in import_graph().items() if module.startswith("servers") for target in targets
+    }
     assert {target.split(".")[0] for target in reached} <= {"core", "servers"}, reached
 
 
@@ -83,14 +93,21 @@ def _private_uses(source: str) -> list[str]:
                 if f"{package}.{alias.name}".lstrip(".") in modules:
                     bound[alias.asname or alias.name] = f"{package}.{alias.name}".lstrip(".")
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in bound
-                and node.attr.startswith("_") and not node.attr.startswith("__")):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in bound
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
             uses.append(f"{node.value.id}.{node.attr}")
     return uses
 
 
 def test_the_private_name_check_sees_one():
-    uses = _private_uses("from helpers.monitor import drift\nfrom helpers.serve.batch import _ride_ids\ndrift._report()")
+    uses = _private_uses(
+        "from helpers.monitor import drift\nfrom helpers.serve.batch import _ride_ids\ndrift._report()"
+    )
     assert sorted(uses) == ["drift._report", "from helpers.serve.batch import _ride_ids"]
 
 
@@ -100,15 +117,19 @@ def _notebook_code(path: Path) -> str:
     for cell in cells:
         if cell["cell_type"] == "code":
             # Shell and magic lines are not Python: each becomes a `pass` where it stands.
-            lines += [line if not line.lstrip().startswith(("!", "%")) else line[:len(line) - len(line.lstrip())] + "pass"
-                      for line in "".join(cell["source"]).splitlines()]
+            lines += [
+                line if not line.lstrip().startswith(("!", "%")) else line[: len(line) - len(line.lstrip())] + "pass"
+                for line in "".join(cell["source"]).splitlines()
+            ]
     return "\n".join(lines)
 
 
 def test_no_caller_uses_another_modules_private_names():
     sources = {name: path.read_text() for name, path in helpers_modules().items()}
-    sources |= {str(path.relative_to(config.REPO_ROOT)): path.read_text()
-                for path in (config.REPO_ROOT / "orchestration").rglob("*.py")}
+    sources |= {
+        str(path.relative_to(config.REPO_ROOT)): path.read_text()
+        for path in (config.REPO_ROOT / "orchestration").rglob("*.py")
+    }
     sources |= {path.name: _notebook_code(path) for path in (config.REPO_ROOT / "notebooks").glob("*.ipynb")}
     found = {name: uses for name, source in sources.items() if (uses := _private_uses(source))}
     assert found == {}

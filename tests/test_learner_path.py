@@ -31,8 +31,18 @@ CHAPTERS = sorted((config.REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 # No chapter needs it, so the mirror leaves it out, as the real site does a month not published yet.
 UNPUBLISHED = trip_filename("green", 2021, 6)
-COURSE_VARIABLES = ("MLFLOW_", "WORKBOOK_", "MAGE_", "MODEL_", "UV_", "PIP_CACHE_DIR", "VIRTUAL_ENV",
-                    "PROMETHEUS_MULTIPROC_DIR", "PYTEST_", "PYTHONPATH")
+COURSE_VARIABLES = (
+    "MLFLOW_",
+    "WORKBOOK_",
+    "MAGE_",
+    "MODEL_",
+    "UV_",
+    "PIP_CACHE_DIR",
+    "VIRTUAL_ENV",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "PYTEST_",
+    "PYTHONPATH",
+)
 # What the clone's own environment reports about its store, as a learner's kernel would see it.
 REGISTRY_PROBE = """
 import json
@@ -73,13 +83,20 @@ def chapter_statuses(stdout: str) -> dict[str, str]:
 
 
 def git_status(clone: Path, *args: str) -> str:
-    return subprocess.run(["git", "status", "--porcelain", *args], cwd=clone, capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(
+        ["git", "status", "--porcelain", *args], cwd=clone, capture_output=True, text=True, check=True
+    ).stdout
 
 
 def registry_state(clone: Path, env: dict[str, str]) -> dict:
-    probe = subprocess.run([str(clone / ".venv" / "bin" / "python"), "-c", REGISTRY_PROBE], cwd=clone,
-                           env={**env, "WORKBOOK_OFFLINE": "1"}, capture_output=True, text=True, timeout=300)
+    probe = subprocess.run(
+        [str(clone / ".venv" / "bin" / "python"), "-c", REGISTRY_PROBE],
+        cwd=clone,
+        env={**env, "WORKBOOK_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert probe.returncode == 0, probe.stderr[-3000:]
     return json.loads(probe.stdout.strip().splitlines()[-1])
 
@@ -173,7 +190,10 @@ def test_a_month_the_mirror_lacks_gets_the_clear_404_message(mirror, monkeypatch
     monkeypatch.setenv("WORKBOOK_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("WORKBOOK_TLC_URL", mirror.trip_url)
     monkeypatch.delenv("WORKBOOK_OFFLINE", raising=False)
-    with pytest.raises(data.DownloadError, match=r"HTTP 404 for .*green_tripdata_2021-06.parquet; check that the "
-                                                 r"month is published"):
+    with pytest.raises(
+        data.DownloadError,
+        match=r"HTTP 404 for .*green_tripdata_2021-06.parquet; check that the "
+        r"month is published",
+    ):
         data.fetch_month("green", 2021, 6)
     assert list(tmp_path.iterdir()) == []

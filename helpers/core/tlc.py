@@ -13,22 +13,53 @@ ZONE_COLUMNS = ["LocationID", "Borough", "Zone", "service_zone"]
 
 _F, _I, _TS, _S = pa.float64(), pa.int64(), pa.timestamp("us"), pa.string()
 SCHEMAS: dict[str, pa.Schema] = {
-    "green": pa.schema([
-        ("VendorID", _I), ("lpep_pickup_datetime", _TS), ("lpep_dropoff_datetime", _TS),
-        ("store_and_fwd_flag", _S), ("RatecodeID", _F), ("PULocationID", _I), ("DOLocationID", _I),
-        ("passenger_count", _F), ("trip_distance", _F), ("fare_amount", _F), ("extra", _F),
-        ("mta_tax", _F), ("tip_amount", _F), ("tolls_amount", _F), ("ehail_fee", pa.null()),
-        ("improvement_surcharge", _F), ("total_amount", _F), ("payment_type", _F),
-        ("trip_type", _F), ("congestion_surcharge", _F),
-    ]),
-    "yellow": pa.schema([
-        ("VendorID", _I), ("tpep_pickup_datetime", _TS), ("tpep_dropoff_datetime", _TS),
-        ("passenger_count", _F), ("trip_distance", _F), ("RatecodeID", _F), ("store_and_fwd_flag", _S),
-        ("PULocationID", _I), ("DOLocationID", _I), ("payment_type", _I), ("fare_amount", _F),
-        ("extra", _F), ("mta_tax", _F), ("tip_amount", _F), ("tolls_amount", _F),
-        ("improvement_surcharge", _F), ("total_amount", _F), ("congestion_surcharge", _F),
-        ("airport_fee", _F),
-    ]),
+    "green": pa.schema(
+        [
+            ("VendorID", _I),
+            ("lpep_pickup_datetime", _TS),
+            ("lpep_dropoff_datetime", _TS),
+            ("store_and_fwd_flag", _S),
+            ("RatecodeID", _F),
+            ("PULocationID", _I),
+            ("DOLocationID", _I),
+            ("passenger_count", _F),
+            ("trip_distance", _F),
+            ("fare_amount", _F),
+            ("extra", _F),
+            ("mta_tax", _F),
+            ("tip_amount", _F),
+            ("tolls_amount", _F),
+            ("ehail_fee", pa.null()),
+            ("improvement_surcharge", _F),
+            ("total_amount", _F),
+            ("payment_type", _F),
+            ("trip_type", _F),
+            ("congestion_surcharge", _F),
+        ]
+    ),
+    "yellow": pa.schema(
+        [
+            ("VendorID", _I),
+            ("tpep_pickup_datetime", _TS),
+            ("tpep_dropoff_datetime", _TS),
+            ("passenger_count", _F),
+            ("trip_distance", _F),
+            ("RatecodeID", _F),
+            ("store_and_fwd_flag", _S),
+            ("PULocationID", _I),
+            ("DOLocationID", _I),
+            ("payment_type", _I),
+            ("fare_amount", _F),
+            ("extra", _F),
+            ("mta_tax", _F),
+            ("tip_amount", _F),
+            ("tolls_amount", _F),
+            ("improvement_surcharge", _F),
+            ("total_amount", _F),
+            ("congestion_surcharge", _F),
+            ("airport_fee", _F),
+        ]
+    ),
 }
 
 

@@ -3,7 +3,8 @@
 Each exercise is declared as data: the question, the expected value (or one computed by the
 notebook from the data it really loaded), a tolerance, and hints for the usual wrong answers.
 A check never raises: an unanswered exercise says so, a wrong one gets a specific hint. The
-exercises where the learner writes code run it through the checks of their chapter's module in :mod:`helpers.course.exercises`.
+exercises where the learner writes code run it through the checks of their chapter's module in
+:mod:`helpers.course.exercises`.
 """
 
 from __future__ import annotations
@@ -43,9 +44,15 @@ def _is_stub(function: Callable) -> bool:
     except (OSError, TypeError, SyntaxError):
         return False
     body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.FunctionDef) else []
-    return bool(body) and all(isinstance(node, ast.Pass) or (isinstance(node, ast.Expr) and isinstance(
-        node.value, ast.Constant) and (node.value.value is Ellipsis or isinstance(node.value.value, str)))
-        for node in body)
+    return bool(body) and all(
+        isinstance(node, ast.Pass)
+        or (
+            isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Constant)
+            and (node.value.value is Ellipsis or isinstance(node.value.value, str))
+        )
+        for node in body
+    )
 
 
 def check(exercise_id: str, answer: Any, expected: Any = None, **context: Any) -> Feedback:
@@ -70,8 +77,9 @@ def check(exercise_id: str, answer: Any, expected: Any = None, **context: Any) -
         try:
             return exercise.verify(answer, **context)
         except Exception as error:  # noqa: BLE001 - a check never raises; the reason is shown instead
-            return Feedback(INCORRECT, f"Could not run the check ({type(error).__name__}: {error}); "
-                                       "did every cell above it run?")
+            return Feedback(
+                INCORRECT, f"Could not run the check ({type(error).__name__}: {error}); did every cell above it run?"
+            )
     right = exercise.expected if expected is None else expected
     if right is None:
         raise ValueError(f"exercise {exercise_id!r} has no fixed answer; pass expected= computed from the data")

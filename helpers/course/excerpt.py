@@ -19,7 +19,7 @@ def source(obj: Callable | type, start: str | None = None, end: str | None = Non
     lines = inspect.getsource(obj).splitlines()
     first = _index(lines, start, 0, obj) if start else 0
     last = _index(lines, end, first, obj) if end else len(lines) - 1
-    return Code("\n".join(lines[first:last + 1]), language="python")
+    return Code("\n".join(lines[first : last + 1]), language="python")
 
 
 def _index(lines: list[str], text: str, after: int, obj: object) -> int:

@@ -18,9 +18,15 @@ from typing import Any
 from helpers.core import config
 from helpers.course.feedback import Feedback, wrong
 
-_MLFLOW_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID",
-                     "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID", "MLFLOW_ACTIVE_MODEL_ID",
-                     "_MLFLOW_ACTIVE_MODEL_ID")
+_MLFLOW_VARIABLES = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_RUN_ID",
+    "MLFLOW_ACTIVE_MODEL_ID",
+    "_MLFLOW_ACTIVE_MODEL_ID",
+)
 
 
 @dataclass(frozen=True)
@@ -40,10 +46,15 @@ class _FluentState:
     def capture(cls) -> _FluentState:
         from mlflow.tracking import _model_registry, _tracking_service, fluent
 
-        return cls(_tracking_service.utils._tracking_uri, _model_registry.utils._registry_uri,
-                   fluent._active_experiment_id, list(fluent._active_run_stack.get()),
-                   fluent._last_active_run_id.get(), fluent._last_logged_model_id.get(),
-                   fluent._ACTIVE_MODEL_CONTEXT.get())
+        return cls(
+            _tracking_service.utils._tracking_uri,
+            _model_registry.utils._registry_uri,
+            fluent._active_experiment_id,
+            list(fluent._active_run_stack.get()),
+            fluent._last_active_run_id.get(),
+            fluent._last_logged_model_id.get(),
+            fluent._ACTIVE_MODEL_CONTEXT.get(),
+        )
 
     def restore(self) -> None:
         import mlflow
@@ -74,8 +85,10 @@ def isolated_tracking() -> Iterator[str]:
 
     saved = _FluentState.capture()
     cwd = os.getcwd()
-    with tempfile.TemporaryDirectory(prefix="workbook-check-") as folder, \
-            config.temporary_environ(dict.fromkeys(_MLFLOW_VARIABLES)):
+    with (
+        tempfile.TemporaryDirectory(prefix="workbook-check-") as folder,
+        config.temporary_environ(dict.fromkeys(_MLFLOW_VARIABLES)),
+    ):
         try:
             os.chdir(folder)
             fluent._active_run_stack.set([])
@@ -83,7 +96,8 @@ def isolated_tracking() -> Iterator[str]:
             mlflow.set_tracking_uri(uri)
             mlflow.set_registry_uri(uri)
             experiment_id = mlflow.MlflowClient().create_experiment(
-                "check", artifact_location=Path(folder, "artifacts").as_uri())
+                "check", artifact_location=Path(folder, "artifacts").as_uri()
+            )
             mlflow.set_experiment(experiment_id=experiment_id)
             yield uri
         finally:

@@ -3,8 +3,8 @@
 Committed notebooks carry what ``make course`` leaves when it runs every chapter in order, offline,
 with the default parameters, on one fresh set of stores: what a learner sees going through the
 chapters in order, and what the learner's-path test compares a fresh clone's ``make course`` with
-(the cells nbval would compare), so those outputs must be reproducible. Execution metadata (papermill's timings, timestamps) is stripped so a refresh only
-changes what changed.
+(the cells nbval would compare), so those outputs must be reproducible. Execution metadata
+(papermill's timings, timestamps) is stripped so a refresh only changes what changed.
 
 ``python -m helpers.course.notebook_form check`` lists what is off; ``refresh`` re-executes and rewrites.
 """
@@ -44,7 +44,11 @@ def isolated_stores(quick: bool = False) -> Iterator[Path]:
 def canonical(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The notebook without execution metadata: only kernelspec/language_info and cell tags stay."""
     notebook.metadata = {k: v for k, v in notebook.metadata.items() if k in ALLOWED_NOTEBOOK_METADATA}
-    notebook.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3 (ipykernel)", "language": "python"}
+    notebook.metadata["kernelspec"] = {
+        "name": KERNEL_NAME,
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
     notebook.metadata["language_info"] = {"name": "python"}
     for cell in notebook.cells:
         cell.metadata = {k: v for k, v in cell.metadata.items() if k in ALLOWED_CELL_METADATA}

@@ -186,18 +186,17 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Execute the chapter notebooks in order into build/notebooks/ and summarise them.",
     )
     parser.add_argument(
-        "--only", nargs="+", default=[], metavar="NN",
+        "--only",
+        nargs="+",
+        default=[],
+        metavar="NN",
         help="run only these chapters, e.g. --only 01 02 (commas work too)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="small parameters in every chapter (sets WORKBOOK_QUICK=1)"
     )
-    parser.add_argument(
-        "--offline", action="store_true", help="never touch the network (sets WORKBOOK_OFFLINE=1)"
-    )
-    parser.add_argument(
-        "--notebooks-dir", type=Path, default=notebooks_dir(), help="folder of the chapter notebooks"
-    )
+    parser.add_argument("--offline", action="store_true", help="never touch the network (sets WORKBOOK_OFFLINE=1)")
+    parser.add_argument("--notebooks-dir", type=Path, default=notebooks_dir(), help="folder of the chapter notebooks")
     parser.add_argument(
         "--output-dir", type=Path, default=None, help="where executed notebooks go (default build/notebooks)"
     )
@@ -226,4 +225,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not result.ok:
             print(f"\n{result.chapter} failed: {result.error}\n  see {result.output_path}")
     return 0 if all(result.ok for result in results) else 1
-

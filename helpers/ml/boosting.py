@@ -107,8 +107,9 @@ def regressor(params: Mapping[str, Any], rounds: int, n_jobs: int | None = None)
     stopping chose."""
     chosen = {name: params[name] for name in SEARCHED_PARAMS if name in params}
     chosen["max_depth"] = int(chosen.get("max_depth", 6))
-    return xgb.XGBRegressor(n_estimators=rounds, enable_categorical=True, n_jobs=n_jobs or threads(),
-                            **{**FIXED_PARAMS, **chosen})
+    return xgb.XGBRegressor(
+        n_estimators=rounds, enable_categorical=True, n_jobs=n_jobs or threads(), **{**FIXED_PARAMS, **chosen}
+    )
 
 
 def make_pipeline(params: Mapping[str, Any], rounds: int) -> Pipeline:
@@ -130,14 +131,26 @@ class Fit:
     rounds: int
 
 
-def fit(params: Mapping[str, Any], train: xgb.DMatrix, val: xgb.DMatrix, *, num_boost_round: int = 1000,
-        early_stopping_rounds: int = 20) -> Fit:
+def fit(
+    params: Mapping[str, Any],
+    train: xgb.DMatrix,
+    val: xgb.DMatrix,
+    *,
+    num_boost_round: int = 1000,
+    early_stopping_rounds: int = 20,
+) -> Fit:
     """Train on ``train`` until the validation RMSE stops improving: one trial of the search.
 
     ``hist`` training is deterministic, so with the same parameters a trial gives the same booster.
     """
-    booster = xgb.train({**FIXED_PARAMS, "nthread": threads(), **params}, train, num_boost_round=num_boost_round,
-                        evals=[(val, "validation")], early_stopping_rounds=early_stopping_rounds, verbose_eval=False)
+    booster = xgb.train(
+        {**FIXED_PARAMS, "nthread": threads(), **params},
+        train,
+        num_boost_round=num_boost_round,
+        evals=[(val, "validation")],
+        early_stopping_rounds=early_stopping_rounds,
+        verbose_eval=False,
+    )
     rounds = booster.best_iteration + 1
     score = rmse(val.get_label(), booster.predict(val, iteration_range=(0, rounds)))
     return Fit(booster, score, rounds)

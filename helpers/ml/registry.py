@@ -48,8 +48,12 @@ def champion_uri(name: str = MODEL_NAME) -> str:
     return f"models:/{name}@{CHAMPION}"
 
 
-def candidate_runs(experiment_name: str = EXPERIMENT_NAME, max_rmse: float | None = None, top: int = 3,
-                   validated_on: str = VALIDATION_DATA) -> list[Run]:
+def candidate_runs(
+    experiment_name: str = EXPERIMENT_NAME,
+    max_rmse: float | None = None,
+    top: int = 3,
+    validated_on: str = VALIDATION_DATA,
+) -> list[Run]:
     """The best runs that logged a servable model, lowest validation RMSE first.
 
     Args:
@@ -62,8 +66,10 @@ def candidate_runs(experiment_name: str = EXPERIMENT_NAME, max_rmse: float | Non
     experiment = MlflowClient().get_experiment_by_name(experiment_name)
     if experiment is None:
         return []
-    query = (f"tags.{MODEL_URI_TAG} LIKE 'models:/%' and attributes.status = 'FINISHED' "
-             f"and tags.{VALIDATION_TAG} = '{validated_on}'")
+    query = (
+        f"tags.{MODEL_URI_TAG} LIKE 'models:/%' and attributes.status = 'FINISHED' "
+        f"and tags.{VALIDATION_TAG} = '{validated_on}'"
+    )
     if max_rmse is not None:
         query += f" and metrics.rmse < {max_rmse}"
     return MlflowClient().search_runs(
@@ -133,7 +139,9 @@ def promote_if_better(df_test: pd.DataFrame, name: str = MODEL_NAME) -> Decision
     client = MlflowClient()
     challenger = version_by_alias(CHALLENGER, name)
     if challenger is None:
-        raise LookupError(f"no version of {name!r} has the alias {CHALLENGER!r}; set it with set_registered_model_alias")
+        raise LookupError(
+            f"no version of {name!r} has the alias {CHALLENGER!r}; set it with set_registered_model_alias"
+        )
     champion = version_by_alias(CHAMPION, name)
     challenger_rmse = version_rmse(challenger.version, df_test, name)
     client.set_model_version_tag(name, challenger.version, "test_rmse", f"{challenger_rmse:.4f}")
@@ -156,7 +164,11 @@ def promote_if_better(df_test: pd.DataFrame, name: str = MODEL_NAME) -> Decision
         client.set_model_version_tag(name, challenger.version, "status", "rejected")
     client.delete_registered_model_alias(name, CHALLENGER)
     return Decision(
-        promoted, str(champion.version) if champion else "-", str(challenger.version), champion_rmse, challenger_rmse,
+        promoted,
+        str(champion.version) if champion else "-",
+        str(challenger.version),
+        champion_rmse,
+        challenger_rmse,
         reason,
     )
 
@@ -219,8 +231,13 @@ def ensure_candidates(count: int = 2) -> list[Run]:
     df_train, df_val = features.read_prepared(train.path), features.read_prepared(val.path)
     for estimator in PROVISIONED_MODELS[: count - len(runs)]:
         train_and_log(
-            clone(estimator), df_train, df_val, train_source=train.path, val_source=val.path,
-            data_source=train.source, run_name=f"provisioned-{type(estimator).__name__}",
+            clone(estimator),
+            df_train,
+            df_val,
+            train_source=train.path,
+            val_source=val.path,
+            data_source=train.source,
+            run_name=f"provisioned-{type(estimator).__name__}",
         )
     return candidate_runs(top=count)
 

@@ -16,8 +16,10 @@ REQUIRED_TAGS = ("team", "project", "owner")
 
 def _checked(what: str, value: str) -> str:
     if not isinstance(value, str) or not _PART.fullmatch(value):
-        raise ValueError(f"{what} {value!r} breaks the naming standard: lowercase letters and digits, "
-                         "words joined by single hyphens (e.g. 'ride-time')")
+        raise ValueError(
+            f"{what} {value!r} breaks the naming standard: lowercase letters and digits, "
+            "words joined by single hyphens (e.g. 'ride-time')"
+        )
     return value
 
 
@@ -27,8 +29,9 @@ def experiment_name(team: str, project: str, purpose: str) -> str:
     Raises:
         ValueError: A part is not lowercase words joined by hyphens; the message names it.
     """
-    return "/".join(_checked(what, value) for what, value in
-                    (("team", team), ("project", project), ("purpose", purpose)))
+    return "/".join(
+        _checked(what, value) for what, value in (("team", team), ("project", project), ("purpose", purpose))
+    )
 
 
 def model_name(team: str, purpose: str) -> str:
@@ -42,8 +45,7 @@ def model_name(team: str, purpose: str) -> str:
 
 def default_tags(team: str, project: str, owner: str) -> dict[str, str]:
     """The tags every experiment and run of a team carries."""
-    return {"team": _checked("team", team), "project": _checked("project", project),
-            "owner": _checked("owner", owner)}
+    return {"team": _checked("team", team), "project": _checked("project", project), "owner": _checked("owner", owner)}
 
 
 def violations(name: str, tags: Mapping[str, str]) -> list[str]:

@@ -37,6 +37,8 @@ EXPERIMENT_NAME = "nyc-taxi-experiment"
 MODEL_URI_TAG = "model_uri"
 # The file a run's RMSE was measured on: only runs validated on the same month compare.
 VALIDATION_TAG = "validation_data"
+
+
 def pip_requirements() -> list[str]:
     """The pins logged with every model: they spare ``log_model`` ~12 s of inferring requirements
     and record exactly which versions trained it.
@@ -53,8 +55,12 @@ def pip_requirements() -> list[str]:
 
 
 # MLflow saves scikit-learn models with skops, which loads only types it was told to trust.
-SKOPS_TRUSTED_TYPES = ["helpers.core.features.RideFeatures", "helpers.ml.boosting.RideCategories",
-                       "xgboost.sklearn.XGBRegressor", "xgboost.core.Booster"]
+SKOPS_TRUSTED_TYPES = [
+    "helpers.core.features.RideFeatures",
+    "helpers.ml.boosting.RideCategories",
+    "xgboost.sklearn.XGBRegressor",
+    "xgboost.core.Booster",
+]
 
 
 def artifact_root(tracking_uri: str) -> str | None:
@@ -134,7 +140,11 @@ def log_pipeline(pipeline: Pipeline, df_example: pd.DataFrame, name: str = "mode
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
         signature = infer_signature(example, pipeline.predict(example))
     return mlflow.sklearn.log_model(
-        pipeline, name=name, signature=signature, input_example=example, pip_requirements=pip_requirements(),
+        pipeline,
+        name=name,
+        signature=signature,
+        input_example=example,
+        pip_requirements=pip_requirements(),
         skops_trusted_types=SKOPS_TRUSTED_TYPES,
     )
 
@@ -228,12 +238,14 @@ def xgboost_objective(
     Chapter 03 writes the same objective in a cell; this one also tags each trial with the data
     source and git commit and returns the trial's parameters and rounds, which the refit needs.
     """
+
     def objective(params: dict) -> dict:
         with mlflow.start_run(nested=True):
             mlflow.set_tags({**run_tags(data_source), "model": "xgboost"})
             mlflow.log_params(params)
-            trial = boosting.fit(params, train, val, num_boost_round=num_boost_round,
-                                 early_stopping_rounds=early_stopping_rounds)
+            trial = boosting.fit(
+                params, train, val, num_boost_round=num_boost_round, early_stopping_rounds=early_stopping_rounds
+            )
             mlflow.log_metrics({"rmse": trial.rmse, "best_iteration": trial.rounds - 1})
         return {"loss": trial.rmse, "status": STATUS_OK, "rounds": trial.rounds, "params": params}
 
@@ -267,14 +279,26 @@ def search_xgboost(
     Returns:
         The parent run id, the best trial's parameters, RMSE and number of rounds.
     """
-    objective = xgboost_objective(boosting.matrix(df_train), boosting.matrix(df_val), num_boost_round=num_boost_round,
-                                  early_stopping_rounds=early_stopping_rounds, data_source=data_source)
+    objective = xgboost_objective(
+        boosting.matrix(df_train),
+        boosting.matrix(df_val),
+        num_boost_round=num_boost_round,
+        early_stopping_rounds=early_stopping_rounds,
+        data_source=data_source,
+    )
     with mlflow.start_run(run_name="xgboost-search") as parent:
         mlflow.set_tags(run_tags(data_source))
         mlflow.log_params({"max_evals": max_evals, "num_boost_round": num_boost_round, "seed": seed})
         trials = Trials()
-        fmin(objective, boosting.SEARCH_SPACE, algo=tpe.suggest, max_evals=max_evals, trials=trials,
-             rstate=np.random.default_rng(seed), show_progressbar=True)
+        fmin(
+            objective,
+            boosting.SEARCH_SPACE,
+            algo=tpe.suggest,
+            max_evals=max_evals,
+            trials=trials,
+            rstate=np.random.default_rng(seed),
+            show_progressbar=True,
+        )
         best = trials.best_trial["result"]
         mlflow.log_metric("best_rmse", best["loss"])
     return SearchResult(parent.info.run_id, best["params"], best["loss"], best["rounds"])
@@ -296,8 +320,13 @@ def train_best_xgboost(
     frame as a plain ``preprocessor`` artifact, which is how the original course logs it.
     """
     result = train_and_log(
-        boosting.make_pipeline(search.best_params, search.best_rounds), df_train, df_val,
-        train_source=train_source, val_source=val_source, data_source=data_source, run_name="xgboost-best",
+        boosting.make_pipeline(search.best_params, search.best_rounds),
+        df_train,
+        df_val,
+        train_source=train_source,
+        val_source=val_source,
+        data_source=data_source,
+        run_name="xgboost-best",
     )
     with mlflow.start_run(run_id=result.run_id):
         mlflow.set_tag("search_run_id", search.parent_run_id)
@@ -309,6 +338,4 @@ def train_best_xgboost(
 def runs_frame(experiment_name: str = EXPERIMENT_NAME, filter_string: str = "") -> pd.DataFrame:
     """The experiment's finished runs with an RMSE, best first, as a DataFrame."""
     query = "metrics.rmse > 0" + (f" and {filter_string}" if filter_string else "")
-    return mlflow.search_runs(
-        experiment_names=[experiment_name], filter_string=query, order_by=["metrics.rmse ASC"]
-    )
+    return mlflow.search_runs(experiment_names=[experiment_name], filter_string=query, order_by=["metrics.rmse ASC"])

@@ -55,8 +55,9 @@ def evaluate_rules(metrics: BatchMetrics, rules: AlertRules | None = None) -> li
     return violations
 
 
-def alert_on_violations(metrics: BatchMetrics, rules: AlertRules | None = None, *,
-                        url: str | None = None) -> list[Violation]:
+def alert_on_violations(
+    metrics: BatchMetrics, rules: AlertRules | None = None, *, url: str | None = None
+) -> list[Violation]:
     """Evaluate the rules and, when any is broken, POST one alert for the batch.
 
     The violations are returned so the caller can act on them, e.g. retrain.
@@ -73,7 +74,9 @@ def alert_on_violations(metrics: BatchMetrics, rules: AlertRules | None = None, 
     if violations:
         drifted = ", ".join(f"{c.column} ({c.score:.3f})" for c in metrics.drifted()) or "none"
         text = "\n".join([*(f"• {v}" for v in violations), f"Drifted columns: {drifted}"])
-        details = {"metrics": {k: v for k, v in asdict(metrics).items() if k != "columns"},
-                   "violations": [asdict(v) for v in violations]}
+        details = {
+            "metrics": {k: v for k, v in asdict(metrics).items() if k != "columns"},
+            "violations": [asdict(v) for v in violations],
+        }
         alerts.send_alert(f"Monitoring: {metrics.batch} needs attention", text, details, url=url)
     return violations

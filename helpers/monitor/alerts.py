@@ -39,8 +39,9 @@ def payload(title: str, text: str, details: dict[str, Any] | None = None) -> dic
     }
 
 
-def send_alert(title: str, text: str, details: dict[str, Any] | None = None, *,
-               url: str | None = None, timeout: float = 10) -> dict[str, Any]:
+def send_alert(
+    title: str, text: str, details: dict[str, Any] | None = None, *, url: str | None = None, timeout: float = 10
+) -> dict[str, Any]:
     """POST an alert to ``url`` (default: ``webhook_url()``) and return the body that was sent.
 
     Raises:
@@ -141,6 +142,7 @@ class AlertInbox:
         Raises:
             TimeoutError: naming what was awaited and what arrived instead.
         """
+
         def matching() -> Received | None:
             return next((alert for alert in self.received if contains in alert.text), None)
 
@@ -150,8 +152,9 @@ class AlertInbox:
                 return polling.wait_for(matching, timeout=timeout, poll=timeout, pause=self._arrived.wait)
             except polling.WaitTimeout:
                 seen = [alert.title or alert.text[:80] for alert in self.received]
-                raise TimeoutError(f"no alert containing {contains!r} within {timeout:.0f} s; "
-                                   f"received: {seen}") from None
+                raise TimeoutError(
+                    f"no alert containing {contains!r} within {timeout:.0f} s; received: {seen}"
+                ) from None
 
     def __enter__(self) -> Self:
         return self.start()

@@ -45,6 +45,7 @@ MONITORED_COLUMNS = [*CATEGORICAL_COLUMNS, *NUMERICAL_COLUMNS, PREDICTION]
 
 # --- Batches -------------------------------------------------------------------------------------
 
+
 def batch_key(color: str, year: int, month: int, day: int | None = None) -> str:
     """The store's key of a month (``"green/2021-03"``) or a day (``"green/2021-03-05"``)."""
     if color not in COLORS:
@@ -93,11 +94,14 @@ def scored_batch(color: str, month: str, model_uri: str = models.DEFAULT_MODEL_U
 def _check_columns(df: pd.DataFrame, what: str, also: Iterable[str] = ()) -> None:
     missing = [c for c in [*MONITORED_COLUMNS, *also] if c not in df]
     if missing:
-        raise ValueError(f"the {what} batch lacks the columns {missing}; build it with "
-                         "helpers.monitor.drift.monitored_batch(score_month(...), raw_month)")
+        raise ValueError(
+            f"the {what} batch lacks the columns {missing}; build it with "
+            "helpers.monitor.drift.monitored_batch(score_month(...), raw_month)"
+        )
 
 
 # --- Metrics -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ColumnDrift:
@@ -134,8 +138,6 @@ class BatchMetrics:
         return sorted((c for c in self.columns if c.detected), key=lambda c: -abs(c.score - c.threshold))
 
 
-
-
 def _clip_range(reference: pd.DataFrame) -> dict[str, tuple[float, float]]:
     # Evidently scales numeric drift by the reference's std (Wasserstein) or bins the combined
     # range into equal widths (PSI, Jensen-Shannon), so a single 240,000-mile ride of a broken
@@ -151,8 +153,9 @@ def _dataset(df: pd.DataFrame, clip: dict[str, tuple[float, float]]) -> Dataset:
     frame = df[MONITORED_COLUMNS].astype({c: "string" for c in CATEGORICAL_COLUMNS})
     for column, (low, high) in clip.items():
         frame[column] = frame[column].clip(low, high)
-    definition = DataDefinition(numerical_columns=[*NUMERICAL_COLUMNS, PREDICTION],
-                                categorical_columns=CATEGORICAL_COLUMNS)
+    definition = DataDefinition(
+        numerical_columns=[*NUMERICAL_COLUMNS, PREDICTION], categorical_columns=CATEGORICAL_COLUMNS
+    )
     return Dataset.from_pandas(frame, data_definition=definition)
 
 
@@ -183,8 +186,9 @@ def report_path(batch: str) -> Path:
     return config.build_dir() / "monitoring" / f"{batch}.html"
 
 
-def batch_metrics(current: pd.DataFrame, reference: pd.DataFrame, batch: str, *,
-                  save_html: bool = False) -> BatchMetrics:
+def batch_metrics(
+    current: pd.DataFrame, reference: pd.DataFrame, batch: str, *, save_html: bool = False
+) -> BatchMetrics:
     """Compare a scored batch with the reference and summarise it.
 
     Args:
@@ -211,16 +215,20 @@ def batch_metrics(current: pd.DataFrame, reference: pd.DataFrame, batch: str, *,
         snapshot.save_html(str(path))
     results = snapshot.dict()
     # Evidently says whether a column drifted only in its tests (FAIL = drift), not in the metric.
-    detected = {t["metric_config"]["params"]["column"]: t["status"].value == "FAIL"
-                for t in results["tests"] if t["metric_config"]["params"]["type"].endswith(":ValueDrift")}
+    detected = {
+        t["metric_config"]["params"]["column"]: t["status"].value == "FAIL"
+        for t in results["tests"]
+        if t["metric_config"]["params"]["type"].endswith(":ValueDrift")
+    }
     columns, missing, drifted = {}, [], {}
     for metric in results["metrics"]:
         params = metric["config"]
         kind = params["type"].rsplit(":", 1)[-1]
         if kind == "ValueDrift":
             name = params["column"]
-            columns[name] = ColumnDrift(name, float(metric["value"]), params["method"], float(params["threshold"]),
-                                        detected[name])
+            columns[name] = ColumnDrift(
+                name, float(metric["value"]), params["method"], float(params["threshold"]), detected[name]
+            )
         elif kind == "MissingValueCount":
             missing.append(float(metric["value"]["share"]))
         elif kind == "DriftedColumnsCount":
@@ -228,18 +236,30 @@ def batch_metrics(current: pd.DataFrame, reference: pd.DataFrame, batch: str, *,
     error, absolute = _quality(current)
     prediction = columns[PREDICTION]
     return BatchMetrics(
-        batch=batch, rows=len(current),
-        prediction_drift=prediction.score, prediction_drift_detected=prediction.detected,
-        drifted_columns=int(drifted["count"]), drifted_share=float(drifted["share"]),
+        batch=batch,
+        rows=len(current),
+        prediction_drift=prediction.score,
+        prediction_drift_detected=prediction.detected,
+        drifted_columns=int(drifted["count"]),
+        drifted_share=float(drifted["share"]),
         # Evidently's DatasetMissingValueCount divides missing cells by rows, not cells; every
         # column has the same rows, so the mean of the column shares is the share of cells.
         missing_share=float(np.mean(missing)),
-        rmse=error, mae=absolute, columns=tuple(columns.values()),
+        rmse=error,
+        mae=absolute,
+        columns=tuple(columns.values()),
     )
 
 
-def daily_metrics(current: pd.DataFrame, reference: pd.DataFrame, color: str, *, days: int | None = None,
-                  min_rows: int = 100, reference_rows: int | None = 20_000) -> list[BatchMetrics]:
+def daily_metrics(
+    current: pd.DataFrame,
+    reference: pd.DataFrame,
+    color: str,
+    *,
+    days: int | None = None,
+    min_rows: int = 100,
+    reference_rows: int | None = 20_000,
+) -> list[BatchMetrics]:
     """Metrics for every day of a scored month (the course's Grafana time series), in day order.
 
     Days are by pickup time; days with fewer than ``min_rows`` rides are skipped, which drops the
@@ -255,7 +275,11 @@ def daily_metrics(current: pd.DataFrame, reference: pd.DataFrame, color: str, *,
     _check_columns(current, "current", also=[pickup])
     if reference_rows is not None and len(reference) > reference_rows:
         reference = reference.sample(reference_rows, random_state=0)
-    by_day = [(day, rides) for day, rides in current.groupby(current[pickup].dt.normalize(), sort=True)
-              if len(rides) >= min_rows]
-    return [batch_metrics(rides, reference, batch_key(color, day.year, day.month, day.day))
-            for day, rides in by_day[:days]]
+    by_day = [
+        (day, rides)
+        for day, rides in current.groupby(current[pickup].dt.normalize(), sort=True)
+        if len(rides) >= min_rows
+    ]
+    return [
+        batch_metrics(rides, reference, batch_key(color, day.year, day.month, day.day)) for day, rides in by_day[:days]
+    ]

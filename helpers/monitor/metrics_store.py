@@ -15,7 +15,8 @@ from helpers.monitor.drift import BatchMetrics, ColumnDrift, batch_start
 
 _METADATA = sa.MetaData()
 METRICS_TABLE = sa.Table(
-    "batch_metrics", _METADATA,
+    "batch_metrics",
+    _METADATA,
     sa.Column("batch", sa.String(64), primary_key=True),  # one row per batch: re-scoring replaces it
     sa.Column("batch_start", sa.DateTime, nullable=False, index=True),
     sa.Column("rows", sa.Integer, nullable=False),
@@ -33,14 +34,29 @@ METRICS_TABLE = sa.Table(
 
 def _row(metrics: BatchMetrics, now: datetime) -> dict[str, Any]:
     values = asdict(metrics)
-    return {**{k: v for k, v in values.items() if k != "columns"},
-            "batch_start": batch_start(metrics.batch), "column_drift": json.dumps(values["columns"]),
-            "recorded_at": now}
+    return {
+        **{k: v for k, v in values.items() if k != "columns"},
+        "batch_start": batch_start(metrics.batch),
+        "column_drift": json.dumps(values["columns"]),
+        "recorded_at": now,
+    }
 
 
 def _metrics(row: dict[str, Any]) -> BatchMetrics:
-    fields = {k: row[k] for k in ("batch", "rows", "prediction_drift", "prediction_drift_detected",
-                                  "drifted_columns", "drifted_share", "missing_share", "rmse", "mae")}
+    fields = {
+        k: row[k]
+        for k in (
+            "batch",
+            "rows",
+            "prediction_drift",
+            "prediction_drift_detected",
+            "drifted_columns",
+            "drifted_share",
+            "missing_share",
+            "rmse",
+            "mae",
+        )
+    }
     return BatchMetrics(**fields, columns=tuple(ColumnDrift(**c) for c in json.loads(row["column_drift"])))
 
 

@@ -1,11 +1,11 @@
 """Retraining on newer data, started by monitoring (chapter 07): through Mage when it runs, else here.
 
 When a Mage server for this checkout's project answers at ``WORKBOOK_MAGE_URL`` (by default where
-``make mage`` listens),
-:func:`retrain` fires its ``retrain_api`` trigger and follows the run, so the retraining is
-recorded with every other run of the orchestrator. Otherwise it runs the same ``helpers.orchestrate.pipelines`` steps in this process. Either
-way the result is a new registered version with the ``challenger`` alias, which
-:func:`helpers.orchestrate.pipelines.promote_challenger` then compares with the champion.
+``make mage`` listens), :func:`retrain` fires its ``retrain_api`` trigger and follows the run, so the
+retraining is recorded with every other run of the orchestrator. Otherwise it runs the same
+``helpers.orchestrate.pipelines`` steps in this process. Either way the result is a new registered
+version with the ``challenger`` alias, which :func:`helpers.orchestrate.pipelines.promote_challenger`
+then compares with the champion.
 """
 
 from __future__ import annotations
@@ -38,8 +38,14 @@ class Retrained:
     blocks: dict[str, str] = field(default_factory=dict)
 
 
-def retrain(train_month: str, validation_month: str | None = None, *, color: str = "green",
-            mage_url: str | None = None, timeout: float = 900) -> Retrained:
+def retrain(
+    train_month: str,
+    validation_month: str | None = None,
+    *,
+    color: str = "green",
+    mage_url: str | None = None,
+    timeout: float = 900,
+) -> Retrained:
     """Train on ``train_month`` (validated on ``validation_month``, default the month after) and
     register the best model as challenger.
 
@@ -54,9 +60,12 @@ def retrain(train_month: str, validation_month: str | None = None, *, color: str
         ValueError: malformed months.
     """
     settings = pipelines.RunSettings.from_variables(
-        {"color": color, "train_month": train_month, "validation_month": validation_month})
-    months = {"train_month": pipelines.month_label(settings.train),
-              "validation_month": pipelines.month_label(settings.validation)}
+        {"color": color, "train_month": train_month, "validation_month": validation_month}
+    )
+    months = {
+        "train_month": pipelines.month_label(settings.train),
+        "validation_month": pipelines.month_label(settings.validation),
+    }
     url = mage_url or config.mage_url()
     client = mage.MageClient(url) if url else None
     if client is not None and client.answers():
@@ -64,10 +73,22 @@ def retrain(train_month: str, validation_month: str | None = None, *, color: str
         logger.info("retraining on Mage at %s: run %s", client.url, run_id)
         run = client.wait(run_id, timeout=timeout)
         if run["status"] != "completed":
-            raise RetrainingFailedError(f"Mage retraining run {run_id} {run['status']}: {client.block_statuses(run_id)}")
+            raise RetrainingFailedError(
+                f"Mage retraining run {run_id} {run['status']}: {client.block_statuses(run_id)}"
+            )
         version = registry.version_by_alias(registry.CHALLENGER)
-        return Retrained(str(version.version), "mage", **months, detail=f"Mage run {run_id} at {client.url}",
-                         run_id=run_id, blocks=client.block_statuses(run_id))
+        return Retrained(
+            str(version.version),
+            "mage",
+            **months,
+            detail=f"Mage run {run_id} at {client.url}",
+            run_id=run_id,
+            blocks=client.block_statuses(run_id),
+        )
     registered = pipelines.retrain(settings)
-    return Retrained(registered["version"], "helpers", **months,
-                     detail=f"{registered['model']}, validation RMSE {registered['rmse']:.3f}")
+    return Retrained(
+        registered["version"],
+        "helpers",
+        **months,
+        detail=f"{registered['model']}, validation RMSE {registered['rmse']:.3f}",
+    )

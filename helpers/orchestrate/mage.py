@@ -85,6 +85,7 @@ def mage_env(**extra: str) -> dict[str, str]:
 
 # --- The project ---------------------------------------------------------------------------------
 
+
 def pipeline_names() -> list[str]:
     """The project's pipelines, in the order the chapter presents them."""
     order = ["data_preparation", "sklearn_training", "xgboost_training", "deploying", "batch_inference", "retraining"]
@@ -106,13 +107,20 @@ def describe() -> pd.DataFrame:
     for pipeline in pipeline_names():
         for block in pipeline_metadata(pipeline)["blocks"]:
             folder = "custom" if block["type"] == "custom" else f"{block['type']}s"
-            rows.append({"pipeline": pipeline, "block": block["uuid"], "type": block["type"],
-                         "file": f"{folder}/{block['uuid']}.py",
-                         "upstream": ", ".join(block["upstream_blocks"]) or "-"})
+            rows.append(
+                {
+                    "pipeline": pipeline,
+                    "block": block["uuid"],
+                    "type": block["type"],
+                    "file": f"{folder}/{block['uuid']}.py",
+                    "upstream": ", ".join(block["upstream_blocks"]) or "-",
+                }
+            )
     return pd.DataFrame(rows)
 
 
 # --- mage run ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class PipelineRun:
@@ -142,17 +150,26 @@ class PipelineRun:
 
 
 # Lines Mage prints on every run that say nothing about the pipeline.
-_NOISE = ("DBT library not installed", "No running loop, using asyncio.run", "protected namespace",
-          "protected_namespaces", "warnings.warn(", "UserWarning", "FutureWarning", "DeprecationWarning",
-          "Message signing is disabled")
+_NOISE = (
+    "DBT library not installed",
+    "No running loop, using asyncio.run",
+    "protected namespace",
+    "protected_namespaces",
+    "warnings.warn(",
+    "UserWarning",
+    "FutureWarning",
+    "DeprecationWarning",
+    "Message signing is disabled",
+)
 
 
 def _readable(output: str) -> str:
     return "\n".join(line for line in output.splitlines() if line.strip() and not any(n in line for n in _NOISE))
 
 
-def run_pipeline(pipeline: str, variables: dict[str, Any] | None = None, *, tests: bool = True,
-                 timeout: float = 1800) -> PipelineRun:
+def run_pipeline(
+    pipeline: str, variables: dict[str, Any] | None = None, *, tests: bool = True, timeout: float = 1800
+) -> PipelineRun:
     """``mage run orchestration <pipeline>`` in ``.venv-mage``, with ``@test`` blocks on by default.
 
     Args:
@@ -171,8 +188,9 @@ def run_pipeline(pipeline: str, variables: dict[str, Any] | None = None, *, test
     started = time.monotonic()
     try:
         # Mage prints tracebacks with rich, which wraps at 80 columns when not on a terminal.
-        done = subprocess.run(command, env=mage_env(COLUMNS="160"), capture_output=True, text=True, timeout=timeout,
-                              cwd=config.REPO_ROOT)
+        done = subprocess.run(
+            command, env=mage_env(COLUMNS="160"), capture_output=True, text=True, timeout=timeout, cwd=config.REPO_ROOT
+        )
         returncode, output = done.returncode, done.stdout + done.stderr
     except subprocess.TimeoutExpired as expired:
         returncode, output = -1, f"{expired.stdout or ''}{expired.stderr or ''}\nkilled after {timeout:g} s"
@@ -194,6 +212,7 @@ def block_output(pipeline: str, block: str, index: int = 0) -> pd.DataFrame | An
 
 
 # --- The server ----------------------------------------------------------------------------------
+
 
 class MageApi:
     """The few calls of Mage's REST API the course makes (triggers and runs), on ``self.url``."""
@@ -234,8 +253,11 @@ class MageApi:
         if found["schedule_type"] != "api":
             raise ValueError(f"trigger {name!r} is a {found['schedule_type']} trigger, not an API one")
         self._let_idle_workers_exit()
-        body = self.api("POST", f"pipeline_schedules/{found['id']}/pipeline_runs/{found['token']}",
-                        json={"pipeline_run": {"variables": variables or {}}})
+        body = self.api(
+            "POST",
+            f"pipeline_schedules/{found['id']}/pipeline_runs/{found['token']}",
+            json={"pipeline_run": {"variables": variables or {}}},
+        )
         return body["pipeline_run"]["id"]
 
     def _let_idle_workers_exit(self) -> None:
@@ -257,21 +279,24 @@ class MageApi:
         """Each block of the run and its status (``completed``, ``running``, ``failed``, ...)."""
         return {block["block_uuid"]: block["status"] for block in self.run(run_id).get("block_runs", [])}
 
-    def wait(self, run_id: int, timeout: float = 300, poll: float = 0.5,
-             until: tuple[str, ...] = FINISHED) -> dict[str, Any]:
+    def wait(
+        self, run_id: int, timeout: float = 300, poll: float = 0.5, until: tuple[str, ...] = FINISHED
+    ) -> dict[str, Any]:
         """Poll the run until its status is one of ``until``; return it.
 
         Raises:
             TimeoutError: with the run's and its blocks' last statuses.
         """
         try:
-            return wait_for(lambda: self.run(run_id), done=lambda run: run["status"] in until,
-                            timeout=timeout, poll=poll)
+            return wait_for(
+                lambda: self.run(run_id), done=lambda run: run["status"] in until, timeout=timeout, poll=poll
+            )
         except WaitTimeout as waited:
             run = waited.last
             blocks = {block["block_uuid"]: block["status"] for block in run.get("block_runs", [])}
-            raise TimeoutError(f"run {run_id} of {run['pipeline_uuid']} is still {run['status']} "
-                               f"after {timeout:g} s; blocks: {blocks}") from None
+            raise TimeoutError(
+                f"run {run_id} of {run['pipeline_uuid']} is still {run['status']} after {timeout:g} s; blocks: {blocks}"
+            ) from None
 
 
 @dataclass
@@ -294,8 +319,12 @@ class MageClient(MageApi):
             return False
         if PROJECT_DIR.resolve() in served:
             return True
-        logger.warning("The Mage server at %s serves %s, not this checkout's %s; not using it.",
-                       self.url, ", ".join(map(str, sorted(served))), PROJECT_DIR)
+        logger.warning(
+            "The Mage server at %s serves %s, not this checkout's %s; not using it.",
+            self.url,
+            ", ".join(map(str, sorted(served))),
+            PROJECT_DIR,
+        )
         return False
 
 
@@ -344,8 +373,15 @@ def start_server(port: int = DEFAULT_PORT, *, alert_webhook: str | None = None, 
         scratch = Path(tempfile.mkdtemp(prefix="mage-"))
         process = start_in_group(command, mage_env(**extra, TMPDIR=str(scratch)), log_path, cwd=config.REPO_ROOT)
         server = MageServer(process=process, log_path=log_path, port=chosen, scratch=scratch)
-        ensure_ready(server, command, server.triggers_loaded, label="Mage server",
-                     what=f"{server.url}/api/pipeline_schedules", timeout=timeout, poll=_READY_POLL_SECONDS)
+        ensure_ready(
+            server,
+            command,
+            server.triggers_loaded,
+            label="Mage server",
+            what=f"{server.url}/api/pipeline_schedules",
+            timeout=timeout,
+            poll=_READY_POLL_SECONDS,
+        )
     logger.info("Mage ready at %s (log: %s)", server.url, log_path)
     return server
 
@@ -356,8 +392,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    run_until_interrupted("Mage", lambda: start_server(port=args.port),
-                          lambda server: f"Mage UI: {server.public_url}", expected="10-30 s")
+    run_until_interrupted(
+        "Mage", lambda: start_server(port=args.port), lambda server: f"Mage UI: {server.public_url}", expected="10-30 s"
+    )
 
 
 if __name__ == "__main__":

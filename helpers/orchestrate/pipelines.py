@@ -77,20 +77,25 @@ class RunSettings:
         validation_text = variables.get("validation_month")
         validation = parse_month(validation_text) if validation_text else shift_month(train, 1)
         if validation <= train:
-            raise ValueError(f"validation month {month_label(validation)} must come after training month "
-                             f"{month_label(train)}: a model is validated on data newer than it learnt from")
+            raise ValueError(
+                f"validation month {month_label(validation)} must come after training month "
+                f"{month_label(train)}: a model is validated on data newer than it learnt from"
+            )
         return cls(color, train, validation)
 
     def fetch(self) -> dict[str, data.MonthData]:
         """The two months, real or twin (cached after the first call)."""
-        return {"train": data.fetch_month(self.color, *self.train),
-                "validation": data.fetch_month(self.color, *self.validation)}
+        return {
+            "train": data.fetch_month(self.color, *self.train),
+            "validation": data.fetch_month(self.color, *self.validation),
+        }
 
     def describe(self) -> str:
         return f"{self.color}: train {month_label(self.train)}, validate {month_label(self.validation)}"
 
 
 # --- data_preparation ----------------------------------------------------------------------------
+
 
 def ingest_months(settings: RunSettings) -> pd.DataFrame:
     """Both raw months in one frame, with ``split`` saying which file each ride came from."""
@@ -162,14 +167,25 @@ def train_sklearn(sets: pd.DataFrame, settings: RunSettings) -> dict[str, Any]:
     for estimator in SKLEARN_MODELS:
         name = type(estimator).__name__
         results[name] = tracking.train_and_log(
-            clone(estimator), df_train, df_val, train_source=months["train"].path,
-            val_source=months["validation"].path, data_source=months["train"].source,
+            clone(estimator),
+            df_train,
+            df_val,
+            train_source=months["train"].path,
+            val_source=months["validation"].path,
+            data_source=months["train"].source,
             run_name=f"mage-{name}",
         )
     best_name = min(results, key=lambda name: results[name].rmse)
     best = results[best_name]
-    return asdict(Trained(best.run_id, best.rmse, best.model_uri, best_name,
-                          {name: round(result.rmse, 4) for name, result in results.items()}))
+    return asdict(
+        Trained(
+            best.run_id,
+            best.rmse,
+            best.model_uri,
+            best_name,
+            {name: round(result.rmse, 4) for name, result in results.items()},
+        )
+    )
 
 
 def train_xgboost(sets: pd.DataFrame, settings: RunSettings, *, max_evals: int | None = None) -> dict[str, Any]:
@@ -183,12 +199,20 @@ def train_xgboost(sets: pd.DataFrame, settings: RunSettings, *, max_evals: int |
     quick = config.quick()
     evals = max_evals or (2 if quick else 5)
     df_search = df_train.sample(min(5_000, len(df_train)), random_state=1) if quick else df_train
-    search = tracking.search_xgboost(df_search, df_val, max_evals=evals, num_boost_round=10 if quick else 1000,
-                                     data_source=months["train"].source)
-    best = tracking.train_best_xgboost(search, df_train, df_val, train_source=months["train"].path,
-                                       val_source=months["validation"].path, data_source=months["train"].source)
-    return asdict(Trained(best.run_id, best.rmse, best.model_uri, "XGBRegressor",
-                          {"XGBRegressor": round(best.rmse, 4)}))
+    search = tracking.search_xgboost(
+        df_search, df_val, max_evals=evals, num_boost_round=10 if quick else 1000, data_source=months["train"].source
+    )
+    best = tracking.train_best_xgboost(
+        search,
+        df_train,
+        df_val,
+        train_source=months["train"].path,
+        val_source=months["validation"].path,
+        data_source=months["train"].source,
+    )
+    return asdict(
+        Trained(best.run_id, best.rmse, best.model_uri, "XGBRegressor", {"XGBRegressor": round(best.rmse, 4)})
+    )
 
 
 def register_challenger(trained: Mapping[str, Any]) -> dict[str, Any]:
@@ -202,11 +226,16 @@ def register_challenger(trained: Mapping[str, Any]) -> dict[str, Any]:
     version = registry.register_run(client.get_run(trained["run_id"]))
     client.set_registered_model_alias(registry.MODEL_NAME, registry.CHALLENGER, version.version)
     client.set_model_version_tag(registry.MODEL_NAME, version.version, "status", "challenger")
-    return {"version": str(version.version), "run_id": trained["run_id"], "rmse": trained["rmse"],
-            "model": trained["model"]}
+    return {
+        "version": str(version.version),
+        "run_id": trained["run_id"],
+        "rmse": trained["rmse"],
+        "model": trained["model"],
+    }
 
 
 # --- deploying -----------------------------------------------------------------------------------
+
 
 def promote_challenger(test_month: str | None = None, color: str = "green") -> dict[str, Any]:
     """Compare challenger and champion on the test month; move ``champion`` only if better."""
@@ -223,6 +252,7 @@ def wait_for_serving(service_url: str, version: str, timeout: float = 60, poll: 
     Raises:
         TimeoutError: it still serves another version (or does not answer) after ``timeout`` seconds.
     """
+
     def health() -> Any:
         try:
             return requests.get(f"{service_url.rstrip('/')}/health", timeout=5).json()
@@ -235,11 +265,13 @@ def wait_for_serving(service_url: str, version: str, timeout: float = 60, poll: 
     try:
         return wait_for(health, done=serves_version, timeout=timeout, poll=poll)
     except WaitTimeout as waited:
-        raise TimeoutError(f"{service_url} still answers {waited.last} after {timeout:.0f} s, "
-                           f"not model version {version}") from None
+        raise TimeoutError(
+            f"{service_url} still answers {waited.last} after {timeout:.0f} s, not model version {version}"
+        ) from None
 
 
 # --- triggers ------------------------------------------------------------------------------------
+
 
 def month_published(color: str, month: Month, timeout: float = 10) -> bool:
     """True when the month's trip file is in the cache, or (online) the TLC site has it."""
@@ -270,8 +302,12 @@ def score_month(color: str, month: str, model_uri: str, output_dir: str | Path |
     year, number = parse_month(month)
     path = batch.run(color, year, number, model_uri, Path(output_dir) if output_dir else None, progress=False)
     scored = pd.read_parquet(path, columns=["predicted_duration", "model_version"])
-    return {"path": str(path), "rides": len(scored), "model_version": str(scored["model_version"].iloc[0]),
-            "mean_predicted_duration": round(float(scored["predicted_duration"].mean()), 3)}
+    return {
+        "path": str(path),
+        "rides": len(scored),
+        "model_version": str(scored["model_version"].iloc[0]),
+        "mean_predicted_duration": round(float(scored["predicted_duration"].mean()), 3),
+    }
 
 
 def retrain(settings: RunSettings) -> dict[str, Any]:

@@ -1,1 +1,2 @@
-"""The model in production: batch scoring (pandas, Spark), the web service, the stream, and their environment and container."""
+"""The model in production: batch scoring (pandas, Spark), the web service, the stream, and the
+service's own environment and container."""

@@ -66,8 +66,16 @@ def _ride_ids(index: pd.Index, year: int, month: int) -> pd.Series:
     return pd.Series(pd.arrays.ArrowStringArray(ids), index=index, name="ride_id")
 
 
-def score_month(model: models.LoadedModel, df: pd.DataFrame, color: str, *, year: int | None = None,
-                month: int | None = None, chunk_rows: int = CHUNK_ROWS, progress: bool = True) -> pd.DataFrame:
+def score_month(
+    model: models.LoadedModel,
+    df: pd.DataFrame,
+    color: str,
+    *,
+    year: int | None = None,
+    month: int | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: bool = True,
+) -> pd.DataFrame:
     """Predict the duration of every ride of a raw TLC month (see the module docstring for which).
 
     Args:
@@ -86,23 +94,25 @@ def score_month(model: models.LoadedModel, df: pd.DataFrame, color: str, *, year
     if year is None or month is None:
         year, month = _file_month(df[pickup_column])
     predicted = np.empty(len(df))
-    with tqdm(total=len(df), unit="rides", desc=f"scoring {color} {year:04d}-{month:02d}",
-              disable=not progress) as bar:
+    with tqdm(total=len(df), unit="rides", desc=f"scoring {color} {year:04d}-{month:02d}", disable=not progress) as bar:
         for start in range(0, len(df), chunk_rows):
-            chunk = df.iloc[start:start + chunk_rows]
-            predicted[start:start + len(chunk)] = model.predict(chunk[RIDE_FIELDS])
+            chunk = df.iloc[start : start + chunk_rows]
+            predicted[start : start + len(chunk)] = model.predict(chunk[RIDE_FIELDS])
             bar.update(len(chunk))
     actual = add_duration(df[[pickup_column, DROPOFF_COLUMN[color]]])["duration"].to_numpy()
-    result = pd.DataFrame({
-        "ride_id": _ride_ids(df.index, year, month),
-        pickup_column: df[pickup_column],
-        "PULocationID": df["PULocationID"],
-        "DOLocationID": df["DOLocationID"],
-        "actual_duration": actual,
-        "predicted_duration": predicted,
-        "diff": actual - predicted,
-        "model_version": pd.Series(model.version, index=df.index, dtype=_STRING),
-    }, index=df.index)
+    result = pd.DataFrame(
+        {
+            "ride_id": _ride_ids(df.index, year, month),
+            pickup_column: df[pickup_column],
+            "PULocationID": df["PULocationID"],
+            "DOLocationID": df["DOLocationID"],
+            "actual_duration": actual,
+            "predicted_duration": predicted,
+            "diff": actual - predicted,
+            "model_version": pd.Series(model.version, index=df.index, dtype=_STRING),
+        },
+        index=df.index,
+    )
     return result[output_columns(color)]
 
 
@@ -116,8 +126,7 @@ def write_atomically(df: pd.DataFrame, path: Path, schema: pa.Schema | None = No
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".part",
-                                     delete=False) as tmp:
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False) as tmp:
         part = Path(tmp.name)
     try:
         table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
@@ -129,8 +138,15 @@ def write_atomically(df: pd.DataFrame, path: Path, schema: pa.Schema | None = No
     return path
 
 
-def run(color: str, year: int, month: int, model_uri: str = models.DEFAULT_MODEL_URI,
-        output_dir: Path | None = None, *, progress: bool = True) -> Path:
+def run(
+    color: str,
+    year: int,
+    month: int,
+    model_uri: str = models.DEFAULT_MODEL_URI,
+    output_dir: Path | None = None,
+    *,
+    progress: bool = True,
+) -> Path:
     """Score one month with pandas: load the model, fetch the month, score it, write its predictions file.
 
     Args:
@@ -150,9 +166,16 @@ def run(color: str, year: int, month: int, model_uri: str = models.DEFAULT_MODEL
     return run_months(color, [(year, month)], model_uri, output_dir, progress=progress)[0]
 
 
-def run_months(color: str, months: Sequence[tuple[int, int]], model_uri: str = models.DEFAULT_MODEL_URI,
-               output_dir: Path | None = None, *, engine: str = "pandas", master: str | None = None,
-               progress: bool = True) -> list[Path]:
+def run_months(
+    color: str,
+    months: Sequence[tuple[int, int]],
+    model_uri: str = models.DEFAULT_MODEL_URI,
+    output_dir: Path | None = None,
+    *,
+    engine: str = "pandas",
+    master: str | None = None,
+    progress: bool = True,
+) -> list[Path]:
     """Score several months in one job, one predictions file each, with pandas or Spark.
 
     Args:
@@ -188,14 +211,16 @@ def run_months(color: str, months: Sequence[tuple[int, int]], model_uri: str = m
     for month_data in fetch_inputs(color, months):
         df = pd.read_parquet(month_data.path, columns=input_columns(color))
         scored = score_month(model, df, color, year=month_data.year, month=month_data.month, progress=progress)
-        path = write_atomically(scored, output_path(base, color, month_data.year, month_data.month),
-                                output_schema(color))
+        path = write_atomically(
+            scored, output_path(base, color, month_data.year, month_data.month), output_schema(color)
+        )
         logger.info("wrote %d predictions of model %s to %s", len(scored), model.version, path)
         paths.append(path)
     return paths
 
 
 # --- The command line -------------------------------------------------------------------------
+
 
 def _month(text: str) -> int:
     try:
@@ -218,32 +243,49 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.serve.batch",
         description="Predict the trip duration of every ride of NYC TLC months and write them to "
-                    "<output-dir>/taxi_type=<color>/year=<YYYY>/month=<MM>/predictions.parquet. "
-                    "Uses the real TLC files, or their offline twin when WORKBOOK_OFFLINE=1 or offline.",
-        epilog="examples: python -m helpers.serve.batch --color green --year 2021 --month 1 --model-uri models/pipeline.bin; "
-               "python -m helpers.serve.batch --color yellow --months 2021-01..2021-12 --engine spark. "
-               "On a cluster: spark-submit --master <URL> --py-files helpers.zip helpers/serve/batch.py ... "
-               "--engine spark, with MLFLOW_TRACKING_URI pointing at the tracking server.",
+        "<output-dir>/taxi_type=<color>/year=<YYYY>/month=<MM>/predictions.parquet. "
+        "Uses the real TLC files, or their offline twin when WORKBOOK_OFFLINE=1 or offline.",
+        epilog="examples: python -m helpers.serve.batch --color green --year 2021 --month 1 "
+        "--model-uri models/pipeline.bin; "
+        "python -m helpers.serve.batch --color yellow --months 2021-01..2021-12 --engine spark. "
+        "On a cluster: spark-submit --master <URL> --py-files helpers.zip helpers/serve/batch.py ... "
+        "--engine spark, with MLFLOW_TRACKING_URI pointing at the tracking server.",
     )
     parser.add_argument("--color", required=True, choices=COLORS, help="taxi type")
     parser.add_argument("--year", type=int, help="year of the month to score, e.g. 2021")
     parser.add_argument("--month", type=_month, help="month to score, 1-12")
-    parser.add_argument("--months", type=_months,
-                        help="months to score instead of --year/--month: 2021-03, 2021-01..2021-12 or a comma list")
+    parser.add_argument(
+        "--months",
+        type=_months,
+        help="months to score instead of --year/--month: 2021-03, 2021-01..2021-12 or a comma list",
+    )
     default_uri = config.model_uri()
-    parser.add_argument("--model-uri", default=default_uri,
-                        help="models:/<name>@<alias>, models:/<name>/<version>, runs:/<run_id>/model or a "
-                             f"pickled pipeline file (default: $MODEL_URI, else {models.DEFAULT_MODEL_URI}; "
-                             f"now {default_uri})")
-    parser.add_argument("--output-dir", type=Path, default=None,
-                        help="base folder of the predictions (default: <build dir>/predictions, "
-                             "build dir from WORKBOOK_BUILD_DIR)")
-    parser.add_argument("--engine", choices=ENGINES, default="pandas",
-                        help="pandas: one process, a month at a time (default); spark: one Spark job for all "
-                             "the months (needs pyspark and Java, which `make setup` installs)")
-    parser.add_argument("--master", default=None,
-                        help="Spark master URL, e.g. spark://host:7077 (default: local[*], one JVM using "
-                             "every core, or the master spark-submit was given)")
+    parser.add_argument(
+        "--model-uri",
+        default=default_uri,
+        help="models:/<name>@<alias>, models:/<name>/<version>, runs:/<run_id>/model or a "
+        f"pickled pipeline file (default: $MODEL_URI, else {models.DEFAULT_MODEL_URI}; "
+        f"now {default_uri})",
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=None,
+        help="base folder of the predictions (default: <build dir>/predictions, build dir from WORKBOOK_BUILD_DIR)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="pandas",
+        help="pandas: one process, a month at a time (default); spark: one Spark job for all "
+        "the months (needs pyspark and Java, which `make setup` installs)",
+    )
+    parser.add_argument(
+        "--master",
+        default=None,
+        help="Spark master URL, e.g. spark://host:7077 (default: local[*], one JVM using "
+        "every core, or the master spark-submit was given)",
+    )
     return parser
 
 
@@ -262,11 +304,13 @@ def main(argv: list[str] | None = None) -> int:
 
     months = args.months or [(args.year, args.month)]
     try:
-        paths = run_months(args.color, months, args.model_uri, args.output_dir, engine=args.engine,
-                           master=args.master)
+        paths = run_months(args.color, months, args.model_uri, args.output_dir, engine=args.engine, master=args.master)
     except ModelLoadError as exc:
-        print(f"error: {exc}\nTrain and register a model first (chapters 02-04), or pass --model-uri "
-              "with a pickled pipeline file.", file=sys.stderr)
+        print(
+            f"error: {exc}\nTrain and register a model first (chapters 02-04), or pass --model-uri "
+            "with a pickled pipeline file.",
+            file=sys.stderr,
+        )
         return 1
     except (data.DownloadError, InputSchemaError, SparkUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)

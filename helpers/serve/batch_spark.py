@@ -68,8 +68,12 @@ def mlflow_model(model_uri: str) -> Iterator[tuple[Path, str]]:
                 local = Path(folder) / "model"
                 pipeline = training.load_model(Path(uri.removeprefix("file://")))
                 # Pickled, as the file already is; the pin spares MLflow seconds of inferring requirements.
-                mlflow.sklearn.save_model(pipeline, local, serialization_format="pickle",
-                                          pip_requirements=[f"scikit-learn=={metadata.version('scikit-learn')}"])
+                mlflow.sklearn.save_model(
+                    pipeline,
+                    local,
+                    serialization_format="pickle",
+                    pip_requirements=[f"scikit-learn=={metadata.version('scikit-learn')}"],
+                )
         except Exception as exc:  # a file, a run or a registry: each fails in its own way
             raise predictions.ModelLoadError(f"cannot load the model {model_uri!r}: {exc}") from exc
         yield local, version
@@ -97,11 +101,16 @@ def read_months(spark: SparkSession, color: str, inputs: Sequence[data.MonthData
     partition values, as strings: ``"2021"``, ``"01"``) and ``prefix`` (of its ride ids)."""
     from pyspark.sql import functions as F
 
-    frames = [spark.read.parquet(str(month.path)).select(
-        *predictions.input_columns(color), F.col("_metadata.row_index").alias("row"),
-        F.lit(f"{month.year:04d}").alias("year"), F.lit(f"{month.month:02d}").alias("month"),
-        F.lit(predictions.ride_id_prefix(month.year, month.month)).alias("prefix"),
-    ) for month in inputs]
+    frames = [
+        spark.read.parquet(str(month.path)).select(
+            *predictions.input_columns(color),
+            F.col("_metadata.row_index").alias("row"),
+            F.lit(f"{month.year:04d}").alias("year"),
+            F.lit(f"{month.month:02d}").alias("month"),
+            F.lit(predictions.ride_id_prefix(month.year, month.month)).alias("prefix"),
+        )
+        for month in inputs
+    ]
     return reduce(lambda a, b: a.unionByName(b), frames)
 
 
@@ -118,10 +127,16 @@ def score(spark: SparkSession, rides: DataFrame, model_dir: Path, version: str, 
     actual = F.timestamp_diff("MICROSECOND", pickup, dropoff) / 1e6 / 60
     predicted = predict(F.struct(*RIDE_FIELDS))
     scored = rides.select(
-        F.concat("prefix", F.col("row").cast("string")).alias("ride_id"), pickup,
-        F.col("PULocationID").cast("long"), F.col("DOLocationID").cast("long"),
-        actual.alias("actual_duration"), predicted.alias("predicted_duration"),
-        F.lit(version).alias("model_version"), "row", "year", "month",
+        F.concat("prefix", F.col("row").cast("string")).alias("ride_id"),
+        pickup,
+        F.col("PULocationID").cast("long"),
+        F.col("DOLocationID").cast("long"),
+        actual.alias("actual_duration"),
+        predicted.alias("predicted_duration"),
+        F.lit(version).alias("model_version"),
+        "row",
+        "year",
+        "month",
     ).withColumn("diff", F.col("actual_duration") - F.col("predicted_duration"))
     return scored.select(*predictions.output_columns(color), "row", "year", "month")
 
@@ -136,14 +151,21 @@ def write_months(scored: DataFrame, base: Path, color: str, inputs: Sequence[dat
     staging = Path(base) / f".spark-{uuid.uuid4().hex}"
     try:
         # One task per month, rows in file order: one file per month, as pandas writes it.
-        (scored.repartition("year", "month").sortWithinPartitions("year", "month", "row").drop("row")
-         .write.partitionBy("year", "month").parquet(str(staging)))
+        (
+            scored.repartition("year", "month")
+            .sortWithinPartitions("year", "month", "row")
+            .drop("row")
+            .write.partitionBy("year", "month")
+            .parquet(str(staging))
+        )
         written = {}
         for month in inputs:
             files = list((staging / f"year={month.year:04d}" / f"month={month.month:02d}").glob("part-*.parquet"))
             if len(files) != 1:
-                raise RuntimeError(f"Spark wrote {len(files)} files for {month.year:04d}-{month.month:02d}, "
-                                   "expected 1; no month was published")
+                raise RuntimeError(
+                    f"Spark wrote {len(files)} files for {month.year:04d}-{month.month:02d}, "
+                    "expected 1; no month was published"
+                )
             written[predictions.output_path(base, color, month.year, month.month)] = files[0]
         for path, file in written.items():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -153,8 +175,9 @@ def write_months(scored: DataFrame, base: Path, color: str, inputs: Sequence[dat
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def run_months(color: str, months: Sequence[tuple[int, int]], model_uri: str, base: Path, *,
-               master: str | None = None) -> list[Path]:
+def run_months(
+    color: str, months: Sequence[tuple[int, int]], model_uri: str, base: Path, *, master: str | None = None
+) -> list[Path]:
     """Score ``months`` in one Spark job (see :func:`helpers.serve.batch.run_months`, which calls this).
 
     The cheap checks come first, so a bad model, month or file fails in seconds, before the JVM

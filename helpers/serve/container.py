@@ -77,10 +77,13 @@ def daemon_missing() -> str | None:
     if client is None:
         return f"No `{docker_client()}` command: install Docker (Docker Desktop, or apt's docker.io)."
     if not _builds_with_buildkit(client):
-        return (f"`{client}` cannot build with BuildKit, which the Dockerfile needs: install its buildx "
-                "plugin (apt-get install docker-buildx), or point WORKBOOK_DOCKER at a client that has it.")
-    answer = subprocess.run([client, "version", "--format", "{{.Server.Version}}"],
-                            capture_output=True, text=True, timeout=60)
+        return (
+            f"`{client}` cannot build with BuildKit, which the Dockerfile needs: install its buildx "
+            "plugin (apt-get install docker-buildx), or point WORKBOOK_DOCKER at a client that has it."
+        )
+    answer = subprocess.run(
+        [client, "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True, timeout=60
+    )
     if answer.returncode:
         reason = (answer.stderr.strip().splitlines() or ["no answer"])[-1]
         return f"No Docker daemon answers ({reason}): start Docker Desktop, or `dockerd` as root."
@@ -131,22 +134,28 @@ def build_debian_base(tag: str = DEBIAN_BASE, mirror: str = DEBIAN_MIRROR) -> st
     if image_exists(tag):
         return tag
     if os.geteuid() != 0 or shutil.which("debootstrap") is None:
-        raise RuntimeError("Building a base image from Debian packages needs root and debootstrap "
-                           "(apt-get install debootstrap), or pass a base image you have instead.")
+        raise RuntimeError(
+            "Building a base image from Debian packages needs root and debootstrap "
+            "(apt-get install debootstrap), or pass a base image you have instead."
+        )
     rootfs = config.build_dir() / "docker-base" / "rootfs"
     shutil.rmtree(rootfs, ignore_errors=True)
     rootfs.parent.mkdir(parents=True, exist_ok=True)
-    run_logged(["debootstrap", "--variant=minbase", f"--include={','.join(DEBIAN_PACKAGES)}",
-                 "bookworm", str(rootfs), mirror], rootfs.parent / "debootstrap.log")
-    run_logged(["chroot", str(rootfs), "/usr/bin/python3", "-m", "venv", BASE_VENV],
-                rootfs.parent / "venv.log")
+    run_logged(
+        ["debootstrap", "--variant=minbase", f"--include={','.join(DEBIAN_PACKAGES)}", "bookworm", str(rootfs), mirror],
+        rootfs.parent / "debootstrap.log",
+    )
+    run_logged(["chroot", str(rootfs), "/usr/bin/python3", "-m", "venv", BASE_VENV], rootfs.parent / "venv.log")
     # apt's package lists and the documentation are a third of the tree, and no image step reads them.
     for unread in ("var/lib/apt/lists", "var/cache/apt", "usr/share/doc", "usr/share/man"):
         shutil.rmtree(rootfs / unread, ignore_errors=True)
     tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
-    imported = subprocess.run([docker_client(), "import", "--change", f"ENV PATH={BASE_PATH}",
-                               "--change", 'CMD ["python"]', "-", tag],
-                              stdin=tar.stdout, capture_output=True, text=True)
+    imported = subprocess.run(
+        [docker_client(), "import", "--change", f"ENV PATH={BASE_PATH}", "--change", 'CMD ["python"]', "-", tag],
+        stdin=tar.stdout,
+        capture_output=True,
+        text=True,
+    )
     tar.stdout.close()
     if tar.wait() or imported.returncode:
         raise RuntimeError(f"Importing {rootfs} as {tag} failed: {imported.stderr.strip()}")
@@ -254,8 +263,9 @@ def run_container(
     return start_container(options, image, port, timeout)
 
 
-def start_container(options: Sequence[str], image: str = IMAGE, port: int = DEFAULT_PORT,
-                    timeout: float = 120) -> ServiceContainer:
+def start_container(
+    options: Sequence[str], image: str = IMAGE, port: int = DEFAULT_PORT, timeout: float = 120
+) -> ServiceContainer:
     """``docker run <options> <image>`` with a name and the service on 127.0.0.1:``port``, until
     ``/ping`` answers: :func:`run_container`'s options, or a documented ``docker run`` line's.
 
@@ -272,14 +282,31 @@ def start_container(options: Sequence[str], image: str = IMAGE, port: int = DEFA
     with claimed_port(host, port) as chosen:
         name = f"{image.replace(':', '-').replace('/', '-')}-{chosen}"
         # PORT moves the HEALTHCHECK's probe; GUNICORN_CMD_ARGS keeps gunicorn off the host's other interfaces.
-        command = [docker_client(), "run", *options, "--name", name, "--env", f"PORT={chosen}",
-                   "--env", f"GUNICORN_CMD_ARGS=--bind {host}:{chosen}", image]
+        command = [
+            docker_client(),
+            "run",
+            *options,
+            "--name",
+            name,
+            "--env",
+            f"PORT={chosen}",
+            "--env",
+            f"GUNICORN_CMD_ARGS=--bind {host}:{chosen}",
+            image,
+        ]
         log_path = config.build_dir() / f"container-{chosen}.log"
         # A container of a killed run may still hold the name (and this port).
         subprocess.run([docker_client(), "rm", "--force", name], capture_output=True)
-        container = ServiceContainer(process=start_in_group(command, None, log_path), log_path=log_path,
-                                     port=chosen, name=name)
-        ensure_ready(container, command, lambda: http_answers(f"{container.url}/ping", "PONG"),
-                     label=f"The container of {image}", what=f"{container.url}/ping", timeout=timeout,
-                     poll=_POLL_SECONDS)
+        container = ServiceContainer(
+            process=start_in_group(command, None, log_path), log_path=log_path, port=chosen, name=name
+        )
+        ensure_ready(
+            container,
+            command,
+            lambda: http_answers(f"{container.url}/ping", "PONG"),
+            label=f"The container of {image}",
+            what=f"{container.url}/ping",
+            timeout=timeout,
+            poll=_POLL_SECONDS,
+        )
     return container

@@ -23,9 +23,13 @@ from helpers.ml import models
 logger = logging.getLogger(__name__)
 
 # What check_input accepts for each column the job reads: any width of integer, timestamps of any unit.
-_INPUT_KINDS = {"pickup": (pa.types.is_timestamp, "a timestamp"), "dropoff": (pa.types.is_timestamp, "a timestamp"),
-                "PULocationID": (pa.types.is_integer, "an integer"), "DOLocationID": (pa.types.is_integer, "an integer"),
-                "trip_distance": (pa.types.is_floating, "a float")}
+_INPUT_KINDS = {
+    "pickup": (pa.types.is_timestamp, "a timestamp"),
+    "dropoff": (pa.types.is_timestamp, "a timestamp"),
+    "PULocationID": (pa.types.is_integer, "an integer"),
+    "DOLocationID": (pa.types.is_integer, "an integer"),
+    "trip_distance": (pa.types.is_floating, "a float"),
+}
 
 
 class ModelLoadError(RuntimeError):
@@ -43,10 +47,18 @@ def output_columns(color: str) -> list[str]:
 
 def output_schema(color: str) -> pa.Schema:
     """The Arrow schema of a predictions file, the same whichever engine wrote it."""
-    return pa.schema([pa.field("ride_id", pa.string(), nullable=False), (PICKUP_COLUMN[color], pa.timestamp("us")),
-                      ("PULocationID", pa.int64()), ("DOLocationID", pa.int64()),
-                      ("actual_duration", pa.float64()), ("predicted_duration", pa.float64()),
-                      ("diff", pa.float64()), pa.field("model_version", pa.string(), nullable=False)])
+    return pa.schema(
+        [
+            pa.field("ride_id", pa.string(), nullable=False),
+            (PICKUP_COLUMN[color], pa.timestamp("us")),
+            ("PULocationID", pa.int64()),
+            ("DOLocationID", pa.int64()),
+            ("actual_duration", pa.float64()),
+            ("predicted_duration", pa.float64()),
+            ("diff", pa.float64()),
+            pa.field("model_version", pa.string(), nullable=False),
+        ]
+    )
 
 
 def input_columns(color: str) -> list[str]:
@@ -72,8 +84,10 @@ def check_input(path: Path, color: str) -> None:
         elif not is_kind(schema.field(name).type):
             problems.append(f"{name} is {schema.field(name).type}, expected {kind}")
     if problems:
-        raise InputSchemaError(f"{path} is not a {color} TLC trip file: {'; '.join(problems)}. Delete it to "
-                               "fetch the month again, or check that it is the right file")
+        raise InputSchemaError(
+            f"{path} is not a {color} TLC trip file: {'; '.join(problems)}. Delete it to "
+            "fetch the month again, or check that it is the right file"
+        )
 
 
 def fetch_inputs(color: str, months: Sequence[tuple[int, int]]) -> list[data.MonthData]:

@@ -113,8 +113,11 @@ def pipfile_packages() -> dict[str, str]:
 def pipfile_mismatches(versions: Mapping[str, str]) -> dict[str, str | None]:
     """The Pipfile's packages that ``versions`` (from :func:`installed_versions`) lacks or holds at
     another version than its pin, each with the version found (None: missing)."""
-    return {name: versions.get(name.lower()) for name, pin in pipfile_packages().items()
-            if versions.get(name.lower()) != pin.removeprefix("==")}
+    return {
+        name: versions.get(name.lower())
+        for name, pin in pipfile_packages().items()
+        if versions.get(name.lower()) != pin.removeprefix("==")
+    }
 
 
 def installed_versions(python: Path) -> dict[str, str]:
@@ -123,9 +126,14 @@ def installed_versions(python: Path) -> dict[str, str]:
     if not python.is_file():
         return {}
     listing = subprocess.run(
-        [str(python), "-c",
-         "import importlib.metadata as m, json; "
-         "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"],
-        capture_output=True, text=True, check=True,
+        [
+            str(python),
+            "-c",
+            "import importlib.metadata as m, json; "
+            "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return {name.lower().replace("_", "-"): version for name, version in json.loads(listing).items()}

@@ -107,19 +107,29 @@ def start_service(
             logger.warning("Port %d is busy; starting the service on port %d instead.", port, chosen)
         # A fresh, empty folder per start: the workers' metric files of an earlier run must not count.
         metrics_dir = Path(tempfile.mkdtemp(prefix=f"service-{chosen}-metrics-"))
-        server_env = config.child_environ({
-            "MODEL_URI": model_uri,
-            "MLFLOW_TRACKING_URI": config.tracking_uri(),
-            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-            **(env or {}),
-        })
+        server_env = config.child_environ(
+            {
+                "MODEL_URI": model_uri,
+                "MLFLOW_TRACKING_URI": config.tracking_uri(),
+                "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+                **(env or {}),
+            }
+        )
         command = [str(python or sys.executable), "-m", *gunicorn_args(f"{host}:{chosen}", workers)]
         log_path = config.build_dir() / f"service-{chosen}.log"
         process = start_in_group(command, server_env, log_path, cwd=config.REPO_ROOT)
-        service = ServiceProcess(process=process, log_path=log_path, port=chosen, model_uri=model_uri,
-                                 metrics_dir=metrics_dir)
-        ensure_ready(service, command, lambda: http_answers(f"{service.url}/ping", "PONG"),
-                     label="The web service", what=f"{service.url}/ping", timeout=timeout, poll=_POLL_SECONDS)
+        service = ServiceProcess(
+            process=process, log_path=log_path, port=chosen, model_uri=model_uri, metrics_dir=metrics_dir
+        )
+        ensure_ready(
+            service,
+            command,
+            lambda: http_answers(f"{service.url}/ping", "PONG"),
+            label="The web service",
+            what=f"{service.url}/ping",
+            timeout=timeout,
+            poll=_POLL_SECONDS,
+        )
     logger.info("Web service ready at %s (log: %s)", service.url, log_path)
     return service
 
@@ -144,8 +154,9 @@ def _in_this_environment(program: str) -> str:
     return str(beside) if beside.exists() else program
 
 
-def start_command(args: Sequence[str], cwd: Path | None = None, port: int = DEFAULT_PORT,
-                  timeout: float = 60) -> CommandProcess:
+def start_command(
+    args: Sequence[str], cwd: Path | None = None, port: int = DEFAULT_PORT, timeout: float = 60
+) -> CommandProcess:
     """Run a command that serves HTTP on 127.0.0.1 in the background and wait until it answers.
 
     Args:
@@ -172,16 +183,26 @@ def start_command(args: Sequence[str], cwd: Path | None = None, port: int = DEFA
             extra["GUNICORN_CMD_ARGS"] = "--no-control-socket"
         process = start_in_group(command, config.child_environ(extra), log_path, cwd=cwd)
         app = CommandProcess(process=process, log_path=log_path, port=chosen)
-        ensure_ready(app, command, lambda: http_answers(app.url, any_status=True), label=f"`{' '.join(args)}`",
-                     what=app.url, timeout=timeout, poll=_POLL_SECONDS)
+        ensure_ready(
+            app,
+            command,
+            lambda: http_answers(app.url, any_status=True),
+            label=f"`{' '.join(args)}`",
+            what=app.url,
+            timeout=timeout,
+            poll=_POLL_SECONDS,
+        )
     return app
 
 
 def main(argv: list[str] | None = None) -> None:
     """Become gunicorn serving ``MODEL_URI`` in the foreground until Ctrl-C (``make serve``)."""
     parser = argparse.ArgumentParser(description="Serve the trip-duration model with gunicorn until Ctrl-C.")
-    parser.add_argument("--bind", default=f"127.0.0.1:{DEFAULT_PORT}",
-                        help=f"address:port (default 127.0.0.1:{DEFAULT_PORT}; 0.0.0.0:PORT for every interface)")
+    parser.add_argument(
+        "--bind",
+        default=f"127.0.0.1:{DEFAULT_PORT}",
+        help=f"address:port (default 127.0.0.1:{DEFAULT_PORT}; 0.0.0.0:PORT for every interface)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     args = parser.parse_args(argv)
     model_uri = config.model_uri()
@@ -189,11 +210,19 @@ def main(argv: list[str] | None = None) -> None:
     metrics_dir = config.build_dir() / "service-metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
-    env = config.child_environ({"MODEL_URI": model_uri, "MLFLOW_TRACKING_URI": config.tracking_uri(),
-                                "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
+    env = config.child_environ(
+        {
+            "MODEL_URI": model_uri,
+            "MLFLOW_TRACKING_URI": config.tracking_uri(),
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        }
+    )
     port = args.bind.rpartition(":")[2]
-    print(f"Serving {model_uri} on {args.bind} ({config.forwarded_url(int(port))}); Ctrl-C stops it.\n"
-          "No champion yet? Run notebook 04, or helpers.ml.registry.ensure_champion().", flush=True)
+    print(
+        f"Serving {model_uri} on {args.bind} ({config.forwarded_url(int(port))}); Ctrl-C stops it.\n"
+        "No champion yet? Run notebook 04, or helpers.ml.registry.ensure_champion().",
+        flush=True,
+    )
     command = [sys.executable, "-m", *gunicorn_args(args.bind, args.workers)]
     os.execve(sys.executable, command, env)  # gunicorn itself then handles Ctrl-C and SIGTERM
 

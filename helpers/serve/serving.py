@@ -78,18 +78,26 @@ class Metrics:
             "http_requests", "HTTP requests answered", ["endpoint", "method", "status"], registry=self.registry
         )
         self.latency = Histogram(
-            "http_request_duration_seconds", "Time to answer a request", ["endpoint"],
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "http_request_duration_seconds",
+            "Time to answer a request",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.predictions = Histogram(
-            "predicted_duration_minutes", "Predicted trip durations", buckets=PREDICTION_BUCKETS,
+            "predicted_duration_minutes",
+            "Predicted trip durations",
+            buckets=PREDICTION_BUCKETS,
             registry=self.registry,
         )
         # A gauge, not an Info: Info does not work in multiprocess mode. All workers serve the
         # same model, so "max" reports it once rather than once per worker.
         self.model = Gauge(
-            "model_info", "The model being served (value 1)", ["model_uri", "model_version"],
-            multiprocess_mode="max", registry=self.registry,
+            "model_info",
+            "The model being served (value 1)",
+            ["model_uri", "model_version"],
+            multiprocess_mode="max",
+            registry=self.registry,
         )
         self.model.labels(model.uri, model.version).set(1)
 
@@ -134,15 +142,21 @@ class ServedModel:
             if version != self.model.version:
                 new = models.load(self.model.uri)
                 self.metrics.swapped(self.model, new)
-                logger.info("%s moved from version %s to %s: now serving %s", self.model.uri,
-                            self.model.version, version, new.version)
+                logger.info(
+                    "%s moved from version %s to %s: now serving %s",
+                    self.model.uri,
+                    self.model.version,
+                    version,
+                    new.version,
+                )
                 self.model = new
         except Exception:  # the registry or the artifact store may be briefly away; keep serving
             logger.exception("could not follow %s; still serving version %s", self.model.uri, self.model.version)
 
 
-def create_app(model: models.LoadedModel | None = None, *, max_batch: int = DEFAULT_MAX_BATCH,
-               refresh: float | None = None) -> Flask:
+def create_app(
+    model: models.LoadedModel | None = None, *, max_batch: int = DEFAULT_MAX_BATCH, refresh: float | None = None
+) -> Flask:
     """The web service around a model.
 
     Args:
@@ -182,9 +196,7 @@ def create_app(model: models.LoadedModel | None = None, *, max_batch: int = DEFA
             if len(body) > max_batch:
                 raise InvalidRequest(413, f"{len(body)} rides in one request; at most {max_batch}, split the batch")
         elif not isinstance(body, dict):
-            raise InvalidRequest(
-                422, f"expected a ride object or a list of rides, got a JSON {json_type(body)}"
-            )
+            raise InvalidRequest(422, f"expected a ride object or a list of rides, got a JSON {json_type(body)}")
         batch = valid_rides(rides, batched=isinstance(body, list))
         model = served.current()
         durations = model.predict(batch).tolist()
@@ -232,9 +244,7 @@ def create_app(model: models.LoadedModel | None = None, *, max_batch: int = DEFA
 def _json_body() -> Any:
     """The request's JSON, or an :class:`InvalidRequest` saying why it is not JSON."""
     if not request.is_json:
-        raise InvalidRequest(
-            415, f"Content-Type must be application/json, got {request.mimetype or 'none'!r}"
-        )
+        raise InvalidRequest(415, f"Content-Type must be application/json, got {request.mimetype or 'none'!r}")
     text = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
     try:
         return request.json_module.loads(text)

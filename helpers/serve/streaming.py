@@ -162,13 +162,16 @@ def put_entries(client, stream: str, entries: list[dict], backoff: float = 0.1) 
         PutRecordsError: some entries were still rejected after ``MAX_PUT_ATTEMPTS`` attempts.
     """
     for start in range(0, len(entries), PUT_RECORDS_LIMIT):
-        pending = entries[start:start + PUT_RECORDS_LIMIT]
+        pending = entries[start : start + PUT_RECORDS_LIMIT]
         for attempt in range(1, MAX_PUT_ATTEMPTS + 1):
             response = client.put_records(StreamName=stream, Records=pending)
             if not response.get("FailedRecordCount"):
                 break
-            failed = [(entry, result) for entry, result in zip(pending, response["Records"], strict=True)
-                      if result.get("ErrorCode")]
+            failed = [
+                (entry, result)
+                for entry, result in zip(pending, response["Records"], strict=True)
+                if result.get("ErrorCode")
+            ]
             pending = [entry for entry, _ in failed]
             if attempt == MAX_PUT_ATTEMPTS:
                 first = failed[0][1]
@@ -184,8 +187,10 @@ def process_event(event: dict, model: LoadedModel, *, kinesis_client=None, outpu
     """Predict a Lambda event's records and put the outputs to ``output_stream`` (None: don't put)."""
     outputs = predict_events(model, event.get("Records", []))
     if output_stream is not None and outputs:
-        entries = [{"Data": json.dumps(output).encode(), "PartitionKey": _partition_key(output, position)}
-                   for position, output in enumerate(outputs)]
+        entries = [
+            {"Data": json.dumps(output).encode(), "PartitionKey": _partition_key(output, position)}
+            for position, output in enumerate(outputs)
+        ]
         put_entries(kinesis_client, output_stream, entries)
     return {"predictions": outputs}
 
@@ -210,8 +215,12 @@ def lambda_handler(event: dict, context: object) -> dict:
     model = _model(config.model_uri())
     if config.lambda_test_run():
         return process_event(event, model)
-    return process_event(event, model, kinesis_client=_kinesis_client(config.kinesis_endpoint_url()),
-                         output_stream=config.predictions_stream())
+    return process_event(
+        event,
+        model,
+        kinesis_client=_kinesis_client(config.kinesis_endpoint_url()),
+        output_stream=config.predictions_stream(),
+    )
 
 
 def _lambda_record(record: dict, stream_arn: str, shard_id: str) -> dict:
@@ -266,7 +275,8 @@ def consume(
         shard["ShardId"]: kinesis_client.get_shard_iterator(
             StreamName=stream_name, ShardId=shard["ShardId"], ShardIteratorType=shard_iterator_type
         )["ShardIterator"]
-        for page in shards for shard in page["Shards"]
+        for page in shards
+        for shard in page["Shards"]
     }
     processed = 0
     deadline = time.monotonic() + timeout

@@ -33,8 +33,13 @@ from helpers.core import config
 VIEWPORT = {"width": 1280, "height": 800}
 # Without these Chromium phones home (updates, sync, field trials, safe browsing) as it starts; on a
 # machine that reaches only loopback those connections are refused many at a time.
-FLAGS = ["--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync"]
+FLAGS = [
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 LOOPBACK = "127.0.0.1"
 
 
@@ -107,8 +112,9 @@ class LoopbackBrowser:
             shown = " ".join(page.locator("body").inner_text(timeout=5000).split())[:300]
             path = self.screenshot(page, "failed-" + "".join(c if c.isalnum() else "-" for c in what)[:60])
             shows = f"The page shows: {shown!r}" if shown else "The page shows no text"
-            raise PageCheckError(f"{where} does not show {what} after {timeout:g} s. {shows}. Screenshot: {path}") \
-                from None
+            raise PageCheckError(
+                f"{where} does not show {what} after {timeout:g} s. {shows}. Screenshot: {path}"
+            ) from None
         return visible
 
     def screenshot(self, page: Page, name: str) -> Path:

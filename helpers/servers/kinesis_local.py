@@ -85,7 +85,8 @@ def start_kinesis(port: int = 0, timeout: float = 30) -> LocalKinesis:
     server = LocalKinesis(process=process, log_path=log_path, port=port)
     # moto's own config endpoint answers once the server is up.
     url = f"{server.endpoint_url}/moto-api/config"
-    ensure_ready(server, command, lambda: http_answers(url), label="moto server", what=url,
-                 timeout=timeout, poll=_POLL_SECONDS)
+    ensure_ready(
+        server, command, lambda: http_answers(url), label="moto server", what=url, timeout=timeout, poll=_POLL_SECONDS
+    )
     logger.info("Local Kinesis ready at %s (log: %s)", server.endpoint_url, log_path)
     return server

@@ -63,12 +63,21 @@ def start_server(
         if port and chosen != port:
             logger.warning("Port %d is busy; starting the MLflow server on port %d instead.", port, chosen)
         command = [
-            sys.executable, "-m", "mlflow", "server",
-            "--host", host, "--port", str(chosen),
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            host,
+            "--port",
+            str(chosen),
             # One worker halves the start-up time (~13 s instead of ~29 s); plenty for one learner.
-            "--workers", "1",
-            "--backend-store-uri", backend_uri,
-            "--artifacts-destination", str(artifacts_dir),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            backend_uri,
+            "--artifacts-destination",
+            str(artifacts_dir),
             "--serve-artifacts",
             *forwarding_flags(chosen),
         ]
@@ -76,10 +85,18 @@ def start_server(
         env = config.child_environ({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
         log_path = config.build_dir() / f"mlflow-server-{chosen}.log"
         process = start_in_group(command, env, log_path)
-        server = MlflowServer(process=process, log_path=log_path, port=chosen,
-                              backend_uri=backend_uri, artifacts_dir=artifacts_dir)
-        ensure_ready(server, command, lambda: http_answers(f"{server.url}/health", "OK"),
-                     label="MLflow server", what=f"{server.url}/health", timeout=timeout, poll=_POLL_SECONDS)
+        server = MlflowServer(
+            process=process, log_path=log_path, port=chosen, backend_uri=backend_uri, artifacts_dir=artifacts_dir
+        )
+        ensure_ready(
+            server,
+            command,
+            lambda: http_answers(f"{server.url}/health", "OK"),
+            label="MLflow server",
+            what=f"{server.url}/health",
+            timeout=timeout,
+            poll=_POLL_SECONDS,
+        )
     logger.info("MLflow server ready at %s (log: %s)", server.url, log_path)
     return server
 
@@ -98,13 +115,16 @@ def main(argv: list[str] | None = None) -> None:
     """Run the server in the foreground until Ctrl-C (``make mlflow``)."""
     parser = argparse.ArgumentParser(description="Run the course's MLflow tracking server.")
     parser.add_argument("--port", type=int, default=5000, help="port to listen on (default 5000)")
-    parser.add_argument("--backend-store-uri", default=None,
-                        help="backend store URI (default: MLFLOW_TRACKING_URI or <repo>/mlflow.db)")
+    parser.add_argument(
+        "--backend-store-uri", default=None, help="backend store URI (default: MLFLOW_TRACKING_URI or <repo>/mlflow.db)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     run_until_interrupted(
-        "the MLflow server", lambda: start_server(port=args.port, backend_uri=args.backend_store_uri),
-        lambda server: f"MLflow UI: {server.public_url}\nTracking URI: {server.url}", expected="15-60 s",
+        "the MLflow server",
+        lambda: start_server(port=args.port, backend_uri=args.backend_store_uri),
+        lambda server: f"MLflow UI: {server.public_url}\nTracking URI: {server.url}",
+        expected="15-60 s",
     )
 
 

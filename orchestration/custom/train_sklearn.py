@@ -1,9 +1,10 @@
 """Train chapter 03's linear models, each a tracked MLflow run; pass on the best."""
+
 from helpers.orchestrate import pipelines
 
-if 'custom' not in globals():
+if "custom" not in globals():
     from mage_ai.data_preparation.decorators import custom
-if 'test' not in globals():
+if "test" not in globals():
     from mage_ai.data_preparation.decorators import test
 
 
@@ -16,4 +17,4 @@ def train_sklearn(sets, *args, **kwargs):
 
 @test
 def test_rmse_is_plausible(trained, *args) -> None:
-    assert 1 < trained['rmse'] < 20, f"validation RMSE {trained['rmse']} is not plausible for durations of 1-60 min"
+    assert 1 < trained["rmse"] < 20, f"validation RMSE {trained['rmse']} is not plausible for durations of 1-60 min"

@@ -1,7 +1,8 @@
 """Register the trained model in the MLflow registry and make it the challenger."""
+
 from helpers.orchestrate import pipelines
 
-if 'data_exporter' not in globals():
+if "data_exporter" not in globals():
     from mage_ai.data_preparation.decorators import data_exporter
 
 

@@ -1,9 +1,10 @@
 """Ingest: the training and validation months, real TLC files or their offline twin."""
+
 from helpers.orchestrate import pipelines
 
-if 'data_loader' not in globals():
+if "data_loader" not in globals():
     from mage_ai.data_preparation.decorators import data_loader
-if 'test' not in globals():
+if "test" not in globals():
     from mage_ai.data_preparation.decorators import test
 
 
@@ -16,4 +17,4 @@ def ingest_months(*args, **kwargs):
 
 @test
 def test_both_months_ingested(raw, *args) -> None:
-    assert set(raw['split']) == set(pipelines.SPLITS), f"splits found: {sorted(set(raw['split']))}"
+    assert set(raw["split"]) == set(pipelines.SPLITS), f"splits found: {sorted(set(raw['split']))}"

@@ -84,10 +84,13 @@ ENVIRON_USERS = {"_read", "temporary_environ", "child_environ", "apply_process_d
 
 
 def test_no_module_but_config_reads_or_changes_the_environment():
-    found = [f"{path.relative_to(config.REPO_ROOT)}:{number}: {line.strip()}"
-             for path in sorted((config.REPO_ROOT / "helpers").rglob("*.py")) if path != CONFIG
-             for number, line in enumerate(path.read_text().splitlines(), 1)
-             if re.search(r"\bos\.environ\b|\bgetenv\b|\bos\.putenv\b|\bos\.unsetenv\b", line)]
+    found = [
+        f"{path.relative_to(config.REPO_ROOT)}:{number}: {line.strip()}"
+        for path in sorted((config.REPO_ROOT / "helpers").rglob("*.py"))
+        if path != CONFIG
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\bos\.environ\b|\bgetenv\b|\bos\.putenv\b|\bos\.unsetenv\b", line)
+    ]
     assert found == []
 
 
@@ -96,16 +99,24 @@ def test_config_touches_the_environment_only_in_its_helpers():
     outside = []
     for function in ast.walk(tree):
         if isinstance(function, ast.FunctionDef) and function.name not in ENVIRON_USERS:
-            outside += [f"{function.name}:{node.lineno}" for node in ast.walk(function)
-                        if isinstance(node, ast.Attribute) and node.attr in {"environ", "getenv"}]
+            outside += [
+                f"{function.name}:{node.lineno}"
+                for node in ast.walk(function)
+                if isinstance(node, ast.Attribute) and node.attr in {"environ", "getenv"}
+            ]
     assert outside == []
 
 
 def _read_names() -> set[str]:
     tree = ast.parse(CONFIG.read_text())
-    return {node.args[0].value for node in ast.walk(tree)
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in {"_read", "_flag", "_folder"}
-            and node.args and isinstance(node.args[0], ast.Constant)}
+    return {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", None) in {"_read", "_flag", "_folder"}
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    }
 
 
 def test_every_variable_config_reads_is_a_documented_setting_and_every_setting_is_read():
@@ -119,8 +130,11 @@ def test_reading_an_undocumented_variable_is_refused():
 
 def _documented_rows() -> list[tuple[str, str, str]]:
     text = (config.REPO_ROOT / "docs" / "settings.md").read_text()
-    return [tuple(cell.strip() for cell in row.strip().strip("|").split("|"))
-            for row in text.splitlines() if row.startswith("| `")]
+    return [
+        tuple(cell.strip() for cell in row.strip().strip("|").split("|"))
+        for row in text.splitlines()
+        if row.startswith("| `")
+    ]
 
 
 def test_the_settings_page_lists_exactly_the_settings_config_reads():

@@ -35,15 +35,18 @@ def workbook_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 # --- download -----------------------------------------------------------------------------------
 
+
 def test_download_saves_a_valid_file(tlc_server: FakeTLC, tmp_path: Path, small_parquet: bytes) -> None:
     tlc_server.routes[GREEN_JAN] = [Reply(body=small_parquet)]
-    dest = data.download(tlc_server.url + GREEN_JAN, tmp_path / "g.parquet", required_columns=["trip_distance"],
-                         progress=False)
+    dest = data.download(
+        tlc_server.url + GREEN_JAN, tmp_path / "g.parquet", required_columns=["trip_distance"], progress=False
+    )
     assert pq.read_table(dest).num_rows == 200
 
 
-def test_download_progress_bar_is_labelled_with_the_file_name(tlc_server: FakeTLC, tmp_path: Path,
-                                                               small_parquet: bytes, capsys) -> None:
+def test_download_progress_bar_is_labelled_with_the_file_name(
+    tlc_server: FakeTLC, tmp_path: Path, small_parquet: bytes, capsys
+) -> None:
     tlc_server.routes[GREEN_JAN] = [Reply(body=small_parquet)]
     data.download(tlc_server.url + GREEN_JAN, tmp_path / "green_tripdata_2021-01.parquet")
     bar = capsys.readouterr().err
@@ -64,8 +67,9 @@ def test_download_404_raises_and_leaves_nothing(tlc_server: FakeTLC, tmp_path: P
     assert list(tmp_path.iterdir()) == []
 
 
-def test_download_cut_connection_raises_and_leaves_nothing(tlc_server: FakeTLC, tmp_path: Path,
-                                                           small_parquet: bytes) -> None:
+def test_download_cut_connection_raises_and_leaves_nothing(
+    tlc_server: FakeTLC, tmp_path: Path, small_parquet: bytes
+) -> None:
     tlc_server.routes[GREEN_JAN] = [Reply(body=small_parquet[:1000], length=len(small_parquet))]
     with pytest.raises(data.DownloadError, match="cut|truncated"):
         data.download(tlc_server.url + GREEN_JAN, tmp_path / "g.parquet", retries=0, progress=False)
@@ -100,6 +104,7 @@ def test_download_unreachable_server_raises_network_error(closed_port_url: str, 
 
 # --- fetch_month --------------------------------------------------------------------------------
 
+
 def test_fetch_month_offline_uses_the_twin(workbook_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKBOOK_OFFLINE", "1")
     month = data.fetch_month("green", 2021, 1)
@@ -120,8 +125,9 @@ def test_fetch_month_uses_a_dropped_in_file_as_is(workbook_env: Path, monkeypatc
     assert dropped.read_bytes() == before
 
 
-def test_fetch_month_online_downloads_the_real_file(workbook_env: Path, monkeypatch: pytest.MonkeyPatch,
-                                                    tlc_server: FakeTLC, small_parquet: bytes) -> None:
+def test_fetch_month_online_downloads_the_real_file(
+    workbook_env: Path, monkeypatch: pytest.MonkeyPatch, tlc_server: FakeTLC, small_parquet: bytes
+) -> None:
     monkeypatch.setenv("WORKBOOK_TLC_URL", tlc_server.url)
     tlc_server.routes[GREEN_JAN] = [Reply(body=small_parquet)]
     month = data.fetch_month("green", 2021, 1)
@@ -129,22 +135,25 @@ def test_fetch_month_online_downloads_the_real_file(workbook_env: Path, monkeypa
     assert len(data.read_month("green", 2021, 1)) == 200
 
 
-def test_fetch_month_unreachable_falls_back_to_the_twin(workbook_env: Path, monkeypatch: pytest.MonkeyPatch,
-                                                        closed_port_url: str) -> None:
+def test_fetch_month_unreachable_falls_back_to_the_twin(
+    workbook_env: Path, monkeypatch: pytest.MonkeyPatch, closed_port_url: str
+) -> None:
     monkeypatch.setenv("WORKBOOK_TLC_URL", closed_port_url)
     month = data.fetch_month("green", 2021, 2)
     assert month.source == "twin"
     assert "offline twin (network unreachable: " in month.message
 
 
-def test_fetch_month_404_is_an_error_not_a_twin(workbook_env: Path, monkeypatch: pytest.MonkeyPatch,
-                                                tlc_server: FakeTLC) -> None:
+def test_fetch_month_404_is_an_error_not_a_twin(
+    workbook_env: Path, monkeypatch: pytest.MonkeyPatch, tlc_server: FakeTLC
+) -> None:
     monkeypatch.setenv("WORKBOOK_TLC_URL", tlc_server.url)
     with pytest.raises(data.DownloadError, match="HTTP 404"):
         data.fetch_month("green", 2030, 1)
 
 
 # --- zones --------------------------------------------------------------------------------------
+
 
 def test_offline_zones(workbook_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKBOOK_OFFLINE", "1")

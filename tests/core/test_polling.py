@@ -38,6 +38,7 @@ def checks(*values):
 
     def check():
         return next(answers)
+
     return check
 
 
@@ -64,8 +65,13 @@ def test_the_last_check_runs_at_the_deadline(clock):
 
 def test_a_timeout_carries_the_last_value_and_the_timeout(clock):
     with pytest.raises(WaitTimeout) as raised:
-        wait_for(checks("starting", "migrating", "loading"), done=lambda state: state == "up",
-                 timeout=2, poll=1, pause=clock.pause)
+        wait_for(
+            checks("starting", "migrating", "loading"),
+            done=lambda state: state == "up",
+            timeout=2,
+            poll=1,
+            pause=clock.pause,
+        )
 
     assert raised.value.last == "loading"
     assert raised.value.timeout == 2

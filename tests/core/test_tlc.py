@@ -25,8 +25,10 @@ def test_month_range_reads_ranges_across_years_single_months_and_lists():
     assert tlc.month_range("2021-03,2021-01..2021-03") == [(2021, 3), (2021, 1), (2021, 2)]
 
 
-@pytest.mark.parametrize("text, error", [("2021-03..2021-01", "ends before it starts"), ("2021-13", "out of range"),
-                                         ("march", "is not YYYY-MM")])
+@pytest.mark.parametrize(
+    "text, error",
+    [("2021-03..2021-01", "ends before it starts"), ("2021-13", "out of range"), ("march", "is not YYYY-MM")],
+)
 def test_month_range_refuses_what_is_not_a_range_of_months(text, error):
     with pytest.raises(ValueError, match=error):
         tlc.month_range(text)

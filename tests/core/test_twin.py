@@ -61,8 +61,9 @@ def test_twin_trips_get_faster_in_later_years() -> None:
 
 def test_twin_trips_are_shorter_and_more_local_from_2022_only() -> None:
     # tests/test_monitoring.py checks that Evidently sees this as drift; here, the shape of it.
-    jan21, feb21, jan23 = (twin.make_twin("green", y, m, n_rows=20_000).to_pandas()
-                           for y, m in [(2021, 1), (2021, 2), (2023, 1)])
+    jan21, feb21, jan23 = (
+        twin.make_twin("green", y, m, n_rows=20_000).to_pandas() for y, m in [(2021, 1), (2021, 2), (2023, 1)]
+    )
     assert feb21["trip_distance"].median() == pytest.approx(jan21["trip_distance"].median(), rel=0.05)
     assert jan23["trip_distance"].median() < 0.9 * jan21["trip_distance"].median()
 
@@ -88,6 +89,7 @@ def test_twin_duration_follows_distance_with_noise(green_jan: pd.DataFrame) -> N
 
 
 # --- zones --------------------------------------------------------------------------------------
+
 
 def test_zone_table_has_every_id_and_the_known_zones() -> None:
     zones = twin.make_zones()

@@ -29,8 +29,10 @@ def notebook_names(exercise_id: str) -> dict:
         if cell.source.lstrip().startswith("%%"):  # a file the cell writes, not the kernel's imports
             continue
         # A shell or magic line becomes a `pass` at its indentation, so that a block it alone filled still parses.
-        source = "\n".join(line[:len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("%", "!"))
-                            else line for line in cell.source.splitlines())
+        source = "\n".join(
+            line[: len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("%", "!")) else line
+            for line in cell.source.splitlines()
+        )
         imports = [node for node in ast.parse(source).body if isinstance(node, ast.Import | ast.ImportFrom)]
         exec(compile(ast.Module(imports, type_ignores=[]), path.name, "exec"), namespace)  # noqa: S102
     raise LookupError(f"{path.name} has no check cell for {exercise_id}")
@@ -45,11 +47,14 @@ def solved(exercise_id: str):
 
 def fluent_state() -> dict:
     active = mlflow.active_run()
-    return {"tracking_uri": mlflow.get_tracking_uri(), "registry_uri": mlflow.get_registry_uri(),
-            "experiment_id": mlflow.tracking.fluent._get_experiment_id(),
-            "active_run": active.info.run_id if active else None,
-            "variables": {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")},
-            "cwd": os.getcwd()}
+    return {
+        "tracking_uri": mlflow.get_tracking_uri(),
+        "registry_uri": mlflow.get_registry_uri(),
+        "experiment_id": mlflow.tracking.fluent._get_experiment_id(),
+        "active_run": active.info.run_id if active else None,
+        "variables": {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")},
+        "cwd": os.getcwd(),
+    }
 
 
 @pytest.fixture
@@ -66,6 +71,7 @@ def learner_runs(experiment) -> int:
 
 
 # --- 01 ------------------------------------------------------------------------------------------
+
 
 def test_the_month_url_check_accepts_its_solution():
     assert check("01.month_url", solved("01.month_url")).status == CORRECT
@@ -88,6 +94,7 @@ def test_a_month_url_that_raises_gets_its_error_not_a_traceback():
 
 
 # --- 02 ------------------------------------------------------------------------------------------
+
 
 def test_the_duration_filter_check_accepts_its_solution():
     assert check("02.keep_rides", solved("02.keep_rides")).status == CORRECT
@@ -113,6 +120,7 @@ def test_a_duration_in_seconds_gets_the_minutes_hint():
 
 # --- 03 ------------------------------------------------------------------------------------------
 
+
 def test_the_log_run_check_accepts_its_solution_and_leaves_the_learners_state_alone(learner, months):
     df_train, df_val, _ = months
     before, runs_before = fluent_state(), learner_runs(learner)
@@ -128,8 +136,12 @@ def test_an_invented_rmse_is_caught_by_scoring_the_logged_model(learner, months)
             pipeline = training.train_pipeline(LinearRegression(), df_train)
             mlflow.log_param("estimator", "LinearRegression")
             mlflow.log_metric("rmse", 7.5)
-            mlflow.sklearn.log_model(pipeline, name="model", skops_trusted_types=tracking.SKOPS_TRUSTED_TYPES,
-                                     pip_requirements=tracking.pip_requirements())
+            mlflow.sklearn.log_model(
+                pipeline,
+                name="model",
+                skops_trusted_types=tracking.SKOPS_TRUSTED_TYPES,
+                pip_requirements=tracking.pip_requirements(),
+            )
         return run.info.run_id
 
     feedback = check("03.log_run", log_run, df_train=months[0], df_val=months[1])
@@ -172,6 +184,7 @@ def test_an_isolated_store_writes_nothing_where_the_kernel_runs(learner, tmp_pat
 
 # --- 04 ------------------------------------------------------------------------------------------
 
+
 def test_the_register_check_accepts_its_solution_and_leaves_the_learners_state_alone(learner):
     before = fluent_state()
 
@@ -204,6 +217,7 @@ def test_an_alias_that_stays_on_the_first_version_gets_that_hint(learner):
 
 # --- 05 ------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def sets():
     """build_sets' output on two twin months, as the data_preparation pipeline makes it."""
@@ -212,8 +226,13 @@ def sets():
     from helpers.core import twin
     from helpers.orchestrate import pipelines
 
-    raw = pd.concat([twin.make_twin("green", 2021, month, n_rows=2_000).to_pandas().assign(split=split)
-                     for month, split in ((1, "train"), (2, "validation"))], ignore_index=True)
+    raw = pd.concat(
+        [
+            twin.make_twin("green", 2021, month, n_rows=2_000).to_pandas().assign(split=split)
+            for month, split in ((1, "train"), (2, "validation"))
+        ],
+        ignore_index=True,
+    )
     return pipelines.build_sets(pipelines.prepare_rides(raw))
 
 
@@ -249,6 +268,7 @@ def test_a_sets_test_that_fails_good_data_says_so(sets):
 
 # --- 07 ------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def scored_months():
     """Two twin months with every monitored column and a made-up prediction, as chapter 07 scores them."""
@@ -268,8 +288,11 @@ def test_the_column_scores_check_accepts_its_solution(scored_months):
 
 def test_returning_the_tests_verdicts_gets_the_score_hint(scored_months):
     def column_scores(result):
-        return {test["metric_config"]["params"]["column"]: test["status"].value == "FAIL"
-                for test in result["tests"] if test["metric_config"]["params"]["type"].endswith(":ValueDrift")}
+        return {
+            test["metric_config"]["params"]["column"]: test["status"].value == "FAIL"
+            for test in result["tests"]
+            if test["metric_config"]["params"]["type"].endswith(":ValueDrift")
+        }
 
     feedback = check("07.column_scores", column_scores, current=scored_months[0], reference=scored_months[1])
     assert feedback.status == INCORRECT and "verdicts" in feedback.message
@@ -298,6 +321,7 @@ def test_a_rule_that_compares_none_gets_the_no_value_hint():
 
 
 # --- 06 ------------------------------------------------------------------------------------------
+
 
 def solved_route():
     """``create_app`` from the solution a learner is shown, with the names chapter 06 imported for it."""
@@ -328,8 +352,7 @@ def test_the_route_check_accepts_its_solution():
 def test_the_route_stub_is_not_attempted():
     from helpers.course.checks import NOT_ATTEMPTED
 
-    def create_app(model):
-        ...  # your code here
+    def create_app(model): ...  # your code here
 
     assert check("06.predict_route", create_app).status == NOT_ATTEMPTED
 

@@ -144,9 +144,7 @@ def course_run(tmp_path_factory: pytest.TempPathFactory) -> CourseRun:
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as env, contextlib.redirect_stdout(out):
         env.delenv("WORKBOOK_QUICK", raising=False)  # restored on exit, whatever main() sets
-        status = course.main(
-            ["--quick", "--notebooks-dir", str(notebooks), "--output-dir", str(output_dir)]
-        )
+        status = course.main(["--quick", "--notebooks-dir", str(notebooks), "--output-dir", str(output_dir)])
     return CourseRun(status, out.getvalue(), notebooks, output_dir)
 
 

@@ -18,8 +18,10 @@ from helpers.orchestrate import mage
 from tests.support import synthetic_month
 
 PARAMS = {"max_depth": 4, "learning_rate": 0.3, "min_child_weight": 1.0, "reg_alpha": 0.01, "reg_lambda": 1.0}
-RIDES = [{"PULocationID": 74, "DOLocationID": 75, "trip_distance": 1.5},
-         {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 7.25}]
+RIDES = [
+    {"PULocationID": 74, "DOLocationID": 75, "trip_distance": 1.5},
+    {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 7.25},
+]
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +36,9 @@ def fitted(df_train):
 
 def test_ride_frame_reads_prepared_frames_raw_frames_and_ride_dicts_alike(df_train):
     prepared = df_train.head(5)
-    raw = prepared.assign(PULocationID=prepared["PULocationID"].astype(int),
-                          DOLocationID=prepared["DOLocationID"].astype(int))
+    raw = prepared.assign(
+        PULocationID=prepared["PULocationID"].astype(int), DOLocationID=prepared["DOLocationID"].astype(int)
+    )
     dicts = raw[["PULocationID", "DOLocationID", "trip_distance"]].to_dict("records")
     expected = boosting.ride_frame(prepared)
     pd.testing.assert_frame_equal(boosting.ride_frame(raw), expected)
@@ -80,11 +83,17 @@ def test_a_model_trained_here_predicts_identically_in_the_mage_environment(fitte
     tracking.use_experiment("cross-environment", tracking_uri=uri)
     with mlflow.start_run():
         info = tracking.log_pipeline(fitted, pd.DataFrame(RIDES))
-    script = ("import json, sys, mlflow, pandas; model = mlflow.pyfunc.load_model(sys.argv[1]); "
-              "print(json.dumps(model.predict(pandas.DataFrame(json.loads(sys.argv[2]))).tolist()))")
-    other = subprocess.run([str(mage.MAGE_VENV / "bin" / "python"), "-c", script, info.model_uri, json.dumps(RIDES)],
-                           env={**config.isolated_env(tmp_path), "MLFLOW_TRACKING_URI": uri, "PATH": "/usr/bin:/bin"},
-                           capture_output=True, text=True, timeout=300)
+    script = (
+        "import json, sys, mlflow, pandas; model = mlflow.pyfunc.load_model(sys.argv[1]); "
+        "print(json.dumps(model.predict(pandas.DataFrame(json.loads(sys.argv[2]))).tolist()))"
+    )
+    other = subprocess.run(
+        [str(mage.MAGE_VENV / "bin" / "python"), "-c", script, info.model_uri, json.dumps(RIDES)],
+        env={**config.isolated_env(tmp_path), "MLFLOW_TRACKING_URI": uri, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert other.returncode == 0, other.stderr[-3000:]
     here = mlflow.pyfunc.load_model(info.model_uri).predict(pd.DataFrame(RIDES))
     np.testing.assert_array_equal(np.array(json.loads(other.stdout.strip().splitlines()[-1])), here)

@@ -34,10 +34,20 @@ def test_candidates_come_best_first_and_only_with_a_model(runs):
 def test_runs_validated_on_another_month_are_no_candidates(runs, months):
     df_train, df_val, _ = months
     tracking.use_experiment("registry-tests")
-    later = tracking.train_and_log(LinearRegression(), df_train, df_val.head(50), train_source="dec.parquet",
-                                   val_source="jan-next-year.parquet", data_source="twin")
-    assert later.run_id not in {run.info.run_id for run in registry.candidate_runs("registry-tests", validated_on="feb.parquet")}
-    assert [run.info.run_id for run in registry.candidate_runs("registry-tests", validated_on="jan-next-year.parquet")] == [later.run_id]
+    later = tracking.train_and_log(
+        LinearRegression(),
+        df_train,
+        df_val.head(50),
+        train_source="dec.parquet",
+        val_source="jan-next-year.parquet",
+        data_source="twin",
+    )
+    assert later.run_id not in {
+        run.info.run_id for run in registry.candidate_runs("registry-tests", validated_on="feb.parquet")
+    }
+    assert [
+        run.info.run_id for run in registry.candidate_runs("registry-tests", validated_on="jan-next-year.parquet")
+    ] == [later.run_id]
 
 
 def test_registering_the_same_run_twice_adds_no_version(runs):

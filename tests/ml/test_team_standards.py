@@ -16,7 +16,10 @@ def test_a_part_that_breaks_the_standard_is_named(team):
 
 def test_default_tags_name_team_project_and_owner():
     assert team_standards.default_tags("ride-time", "nyc-taxi", "ada") == {
-        "team": "ride-time", "project": "nyc-taxi", "owner": "ada"}
+        "team": "ride-time",
+        "project": "nyc-taxi",
+        "owner": "ada",
+    }
 
 
 def test_a_standard_experiment_has_no_violations():
@@ -26,10 +29,15 @@ def test_a_standard_experiment_has_no_violations():
 
 def test_violations_list_the_name_and_each_missing_tag():
     assert team_standards.violations("Default", {}) == [
-        "name 'Default' is not <team>/<project>/<purpose>", "no 'team' tag", "no 'project' tag", "no 'owner' tag"]
+        "name 'Default' is not <team>/<project>/<purpose>",
+        "no 'team' tag",
+        "no 'project' tag",
+        "no 'owner' tag",
+    ]
 
 
 def test_a_team_tag_that_contradicts_the_name_is_a_violation():
     tags = team_standards.default_tags("pricing", "nyc-taxi", "ada")
     assert team_standards.violations("ride-time/nyc-taxi/duration", tags) == [
-        "tag team='pricing' but the name says 'ride-time'"]
+        "tag team='pricing' but the name says 'ride-time'"
+    ]

@@ -14,8 +14,11 @@ def _train(name, months, estimator=None):
     df_train, df_val, _ = months
     tracking.use_experiment(name)
     return tracking.train_and_log(
-        estimator or LinearRegression(), df_train, df_val,
-        train_source="data/green_tripdata_2021-01.parquet", val_source="data/green_tripdata_2021-02.parquet",
+        estimator or LinearRegression(),
+        df_train,
+        df_val,
+        train_source="data/green_tripdata_2021-01.parquet",
+        val_source="data/green_tripdata_2021-02.parquet",
         data_source="twin",
     )
 
@@ -45,7 +48,9 @@ def test_a_run_records_params_metric_tags_datasets_and_both_models(store, months
     assert run.data.metrics["rmse"] == pytest.approx(result.rmse)
     assert run.data.tags["data_source"] == "twin"
     assert run.data.tags["git_commit"]
-    contexts = sorted(tag.value for d in run.inputs.dataset_inputs for tag in d.tags if tag.key == "mlflow.data.context")
+    contexts = sorted(
+        tag.value for d in run.inputs.dataset_inputs for tag in d.tags if tag.key == "mlflow.data.context"
+    )
     assert contexts == ["training", "validation"]
     artifacts = {a.path for a in MlflowClient().list_artifacts(result.run_id)}
     assert "models_pickle" in artifacts
@@ -84,14 +89,18 @@ def test_the_search_is_seeded_so_the_same_search_runs_the_same_trials(store, mon
     experiment = tracking.use_experiment("seeded")
 
     def trials(search):
-        children = MlflowClient().search_runs([experiment.experiment_id],
-                                              filter_string=f"tags.mlflow.parentRunId = '{search.parent_run_id}'")
+        children = MlflowClient().search_runs(
+            [experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{search.parent_run_id}'"
+        )
         return sorted((run.data.metrics["rmse"], tuple(sorted(run.data.params.items()))) for run in children)
 
     first = tracking.search_xgboost(df_train, df_val, max_evals=3, num_boost_round=20)
     second = tracking.search_xgboost(df_train, df_val, max_evals=3, num_boost_round=20)
-    assert (first.best_params, first.best_rmse, first.best_rounds) == (second.best_params, second.best_rmse,
-                                                                       second.best_rounds)
+    assert (first.best_params, first.best_rmse, first.best_rounds) == (
+        second.best_params,
+        second.best_rmse,
+        second.best_rounds,
+    )
     assert trials(first) == trials(second)
 
 

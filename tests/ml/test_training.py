@@ -48,8 +48,11 @@ def test_a_raw_ride_is_predicted_like_its_prepared_row(months):
     df_train, _, _ = months
     pipeline = train_pipeline(LinearRegression(), df_train)
     row = df_train.iloc[0]
-    ride = {"PULocationID": int(row["PULocationID"]), "DOLocationID": int(row["DOLocationID"]),
-            "trip_distance": row["trip_distance"]}
+    ride = {
+        "PULocationID": int(row["PULocationID"]),
+        "DOLocationID": int(row["DOLocationID"]),
+        "trip_distance": row["trip_distance"],
+    }
     assert predict(pipeline, [ride])[0] == pytest.approx(predict(pipeline, df_train.iloc[:1])[0])
 
 

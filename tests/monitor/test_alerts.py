@@ -36,9 +36,16 @@ def test_refused_connection_is_an_error(closed_port_url):
 
 def test_inbox_reads_a_mage_style_notification_and_times_out_clearly():
     with alerts.AlertInbox() as inbox:
-        requests.post(inbox.url, json={"blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": "Failed to run Mage pipeline x"}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": "Failed blocks: boom."}}]}, timeout=5)
+        requests.post(
+            inbox.url,
+            json={
+                "blocks": [
+                    {"type": "header", "text": {"type": "plain_text", "text": "Failed to run Mage pipeline x"}},
+                    {"type": "section", "text": {"type": "mrkdwn", "text": "Failed blocks: boom."}},
+                ]
+            },
+            timeout=5,
+        )
         assert inbox.wait_for("Failed blocks: boom", timeout=5).title == "Failed to run Mage pipeline x"
         with pytest.raises(TimeoutError, match="no alert containing 'drift'.*Failed to run Mage pipeline x"):
             inbox.wait_for("drift", timeout=0.2)

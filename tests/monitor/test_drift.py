@@ -21,6 +21,7 @@ def reference() -> pd.DataFrame:
 
 # --- drift and quality ---------------------------------------------------------------------------
 
+
 def test_identical_batch_shows_no_drift(reference: pd.DataFrame) -> None:
     result = drift.batch_metrics(reference.copy(), reference, "green/2021-03")
     assert result.prediction_drift == pytest.approx(0)
@@ -97,6 +98,7 @@ def test_html_report_goes_under_the_build_dir(reference: pd.DataFrame) -> None:
 
 # --- the twin's drift story, seen by a real model --------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def twin_story() -> dict[str, drift.BatchMetrics]:
     def raw(year: int, month: int) -> pd.DataFrame:
@@ -109,8 +111,10 @@ def twin_story() -> dict[str, drift.BatchMetrics]:
         return drift.monitored_batch(batch.score_month(model, df, "green", progress=False), df)
 
     reference = scored(2021, 2)  # the validation month, as chapter 02 splits them
-    return {f"{y}-{m:02d}": drift.batch_metrics(scored(y, m), reference, drift.batch_key("green", y, m))
-            for y, m in [(2021, 3), (2023, 1)]}
+    return {
+        f"{y}-{m:02d}": drift.batch_metrics(scored(y, m), reference, drift.batch_key("green", y, m))
+        for y, m in [(2021, 3), (2023, 1)]
+    }
 
 
 def test_twin_2021_months_are_close_to_each_other(twin_story) -> None:
@@ -135,6 +139,7 @@ def test_a_scored_batch_is_ready_to_monitor(store):
 
 # --- chapter 07's report by hand -----------------------------------------------------------------
 
+
 def _tied_tails(df: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     # Clipped at the reference's 0.5-99.5% range, every tail is a tie, so batch_metrics' own
     # clipping to the 0.1-99.9% range changes nothing and only the reports are compared.
@@ -147,7 +152,9 @@ def test_the_chapters_report_by_hand_gives_batch_metrics_numbers(reference: pd.D
     import nbformat
 
     shifted = monitored_frame(2_000, seed=5)
-    shifted = shifted.assign(trip_distance=shifted.trip_distance * 1.5, predicted_duration=shifted.predicted_duration + 3)
+    shifted = shifted.assign(
+        trip_distance=shifted.trip_distance * 1.5, predicted_duration=shifted.predicted_duration + 3
+    )
     current, tied_reference = _tied_tails(shifted, reference), _tied_tails(reference, reference)
     notebook = nbformat.read(config.REPO_ROOT / "notebooks" / "07_monitoring.ipynb", as_version=4)
     namespace = {"current": current, "reference": tied_reference}
@@ -156,6 +163,10 @@ def test_the_chapters_report_by_hand_gives_batch_metrics_numbers(reference: pd.D
             exec(cell.source, namespace)  # noqa: S102 - the chapter's own cells, as committed
     helper = drift.batch_metrics(current, tied_reference, "green/2021-03")
     assert helper.drifted_columns > 0
-    assert namespace["by_hand"] == pytest.approx({"prediction_drift": helper.prediction_drift,
-                                                  "drifted_columns": helper.drifted_columns,
-                                                  "missing_share": helper.missing_share})
+    assert namespace["by_hand"] == pytest.approx(
+        {
+            "prediction_drift": helper.prediction_drift,
+            "drifted_columns": helper.drifted_columns,
+            "missing_share": helper.missing_share,
+        }
+    )

@@ -79,8 +79,12 @@ def test_a_write_that_fails_half_way_leaves_nothing_of_it(batch_store) -> None:
 
 
 def test_per_column_drift_survives_the_round_trip(batch_store) -> None:
-    drifted = replace(metrics(), columns=(
-        ColumnDrift("trip_distance", 0.31, "Wasserstein distance (normed)", 0.1, True),
-        ColumnDrift("PULocationID", 0.02, "Jensen-Shannon distance", 0.1, False)))
+    drifted = replace(
+        metrics(),
+        columns=(
+            ColumnDrift("trip_distance", 0.31, "Wasserstein distance (normed)", 0.1, True),
+            ColumnDrift("PULocationID", 0.02, "Jensen-Shannon distance", 0.1, False),
+        ),
+    )
     batch_store.save(drifted)
     assert batch_store.get(drifted.batch).drifted() == [drifted.columns[0]]

@@ -13,7 +13,9 @@ from tests.support import synthetic_month
 
 
 def test_service_health_reads_traffic_errors_and_latency_from_the_metrics():
-    model = models.LoadedModel("test://small", "1", training.train_pipeline(LinearRegression(), synthetic_month(300, seed=1)))
+    model = models.LoadedModel(
+        "test://small", "1", training.train_pipeline(LinearRegression(), synthetic_month(300, seed=1))
+    )
     client = create_app(model).test_client()
     for _ in range(20):
         client.post("/predict", json={"PULocationID": 10, "DOLocationID": 3, "trip_distance": 4.0})

@@ -45,8 +45,13 @@ def mage_home(store, tmp_path_factory):
 
 def project_files() -> dict[str, str]:
     """The committed files of the project and their hashes (Mage's git-ignored run files left out)."""
-    listed = subprocess.run(["git", "ls-files", "-z", "orchestration"], cwd=config.REPO_ROOT, capture_output=True,
-                            check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "orchestration"], cwd=config.REPO_ROOT, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     return {name: hashlib.sha256((config.REPO_ROOT / name).read_bytes()).hexdigest() for name in listed if name}
 
 
@@ -61,8 +66,10 @@ def lock_versions(text: str) -> dict[str, str]:
 
 def test_the_mage_environment_builds_models_from_the_course_versions():
     mage_pins = lock_versions((config.REPO_ROOT / "orchestration" / "requirements.lock").read_text())
-    course = {package["name"]: package["version"]
-              for package in tomllib.loads((config.REPO_ROOT / "uv.lock").read_text())["package"]}
+    course = {
+        package["name"]: package["version"]
+        for package in tomllib.loads((config.REPO_ROOT / "uv.lock").read_text())["package"]
+    }
     for name in ("scikit-learn", "pandas", "xgboost-cpu", "skops", "pyarrow", "hyperopt"):
         assert mage_pins[name] == course[name], name
     assert mage_pins["mlflow-skinny"] == course["mlflow"]
@@ -73,8 +80,9 @@ def helpers_modules_used_by_blocks() -> set[str]:
     """Every helpers module a block imports, directly or through the imports those modules run
     (``"serve.batch"``; not the Spark engine, which batch imports only when asked for)."""
     graph = import_graph(at_import=True)
-    todo = set().union(*(imported_modules(path.read_text(), graph, at_import=True)
-                         for path in mage.PROJECT_DIR.rglob("*.py")))
+    todo = set().union(
+        *(imported_modules(path.read_text(), graph, at_import=True) for path in mage.PROJECT_DIR.rglob("*.py"))
+    )
     seen: set[str] = set()
     while todo:
         module = todo.pop()
@@ -100,8 +108,14 @@ def test_without_mage_installed_the_error_says_how_to_install_it(monkeypatch, tm
 
 def test_the_project_lists_every_pipeline_with_block_files_that_exist():
     blocks = mage.describe()
-    assert list(blocks.pipeline.unique()) == ["data_preparation", "sklearn_training", "xgboost_training",
-                                             "deploying", "batch_inference", "retraining"]
+    assert list(blocks.pipeline.unique()) == [
+        "data_preparation",
+        "sklearn_training",
+        "xgboost_training",
+        "deploying",
+        "batch_inference",
+        "retraining",
+    ]
     for file in blocks.file:
         assert (mage.PROJECT_DIR / file).exists(), file
     assert blocks.query("pipeline == 'retraining'").iloc[0].type == "sensor"
@@ -183,8 +197,9 @@ def test_deploying_a_better_challenger_moves_the_champion_and_the_service_follow
     assert decision["promoted"], decision["reason"]
     served = mage.block_output("deploying", "check_serving")
     assert served["served"] == served["champion"] == decision["challenger"] != before
-    answer = requests.post(f"{service.url}/predict", json={"PULocationID": 74, "DOLocationID": 75,
-                                                           "trip_distance": 1.5}, timeout=5).json()
+    answer = requests.post(
+        f"{service.url}/predict", json={"PULocationID": 74, "DOLocationID": 75, "trip_distance": 1.5}, timeout=5
+    ).json()
     assert answer["model_version"] == decision["challenger"]
 
 
@@ -216,6 +231,7 @@ def test_retraining_runs_straight_through_when_its_month_is_there():
 
 # --- The server ----------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def inbox():
     with alerts.AlertInbox() as receiver:
@@ -234,7 +250,9 @@ def test_the_api_trigger_runs_inference_to_success(server):
     run_id = server.trigger("inference_api", {"month": "2021-01"})
     run = server.wait(run_id, timeout=180)
     assert run["status"] == "completed", server.block_statuses(run_id)
-    predictions = config.build_dir() / "predictions" / "taxi_type=green" / "year=2021" / "month=01" / "predictions.parquet"
+    predictions = (
+        config.build_dir() / "predictions" / "taxi_type=green" / "year=2021" / "month=01" / "predictions.parquet"
+    )
     assert pq.read_metadata(predictions).num_rows == 76_518
 
 
@@ -250,7 +268,13 @@ def test_a_failed_run_shows_the_failed_block_and_delivers_the_alert(server, inbo
 
 
 # How the Mage UI labels a run's status (its runs page's status filter).
-UI_STATUS = {"completed": "Done", "failed": "Failed", "running": "Running", "cancelled": "Cancelled", "initial": "Ready"}
+UI_STATUS = {
+    "completed": "Done",
+    "failed": "Failed",
+    "running": "Running",
+    "cancelled": "Cancelled",
+    "initial": "Ready",
+}
 
 
 @pytest.mark.mage
@@ -264,14 +288,18 @@ def test_the_mage_ui_lists_the_pipelines_and_the_status_of_the_triggered_runs(se
         chromium.expect(page, page.get_by_role("link", name=name, exact=True), f"the pipeline {name}")
     chromium.screenshot(page, "mage-pipelines")
 
-    runs = [run for run in server.api("GET", "pipeline_runs", params={"_limit": 50})["pipeline_runs"]
-            if run["pipeline_uuid"] == "batch_inference"]
+    runs = [
+        run
+        for run in server.api("GET", "pipeline_runs", params={"_limit": 50})["pipeline_runs"]
+        if run["pipeline_uuid"] == "batch_inference"
+    ]
     assert {run["status"] for run in runs} >= {"completed", "failed"}  # the two triggers above
     page.goto(f"{server.url}/pipelines/batch_inference/runs")
     for run in runs:
         row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=str(run["id"]), exact=True))
-        chromium.expect(page, row.filter(has_text=UI_STATUS[run["status"]]),
-                        f"run {run['id']} as {UI_STATUS[run['status']]}")
+        chromium.expect(
+            page, row.filter(has_text=UI_STATUS[run["status"]]), f"run {run['id']} as {UI_STATUS[run['status']]}"
+        )
     chromium.screenshot(page, "mage-runs")
 
     # The editor runs blocks in a kernel over a web socket: where the port mix-up would show.

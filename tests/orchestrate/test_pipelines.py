@@ -22,8 +22,10 @@ def test_months_parse(text, month):
     assert pipelines.month_label(month) == text
 
 
-@pytest.mark.parametrize("text, words", [("2021-13", "out of range"), ("Jan 2021", "not YYYY-MM"),
-                                         ("2021", "not YYYY-MM"), ("2001-01", "start in 2009")])
+@pytest.mark.parametrize(
+    "text, words",
+    [("2021-13", "out of range"), ("Jan 2021", "not YYYY-MM"), ("2021", "not YYYY-MM"), ("2001-01", "start in 2009")],
+)
 def test_bad_months_are_refused_with_the_reason(text, words):
     with pytest.raises(ValueError, match=words):
         pipelines.parse_month(text)
@@ -47,10 +49,13 @@ def test_auto_counts_back_from_the_execution_date():
     assert (iso.train, iso.validation) == ((2023, 11), (2023, 12))
 
 
-@pytest.mark.parametrize("variables, words", [
-    ({"color": "blue"}, "color 'blue'"),
-    ({"train_month": "2021-03", "validation_month": "2021-02"}, "must come after"),
-])
+@pytest.mark.parametrize(
+    "variables, words",
+    [
+        ({"color": "blue"}, "color 'blue'"),
+        ({"train_month": "2021-03", "validation_month": "2021-02"}, "must come after"),
+    ],
+)
 def test_bad_run_variables_are_refused(variables, words):
     with pytest.raises(ValueError, match=words):
         pipelines.RunSettings.from_variables(variables)
@@ -58,8 +63,10 @@ def test_bad_run_variables_are_refused(variables, words):
 
 @pytest.fixture
 def raw():
-    return pd.concat([synthetic_month(400, seed=1).assign(split="train"),
-                      synthetic_month(300, seed=2).assign(split="validation")], ignore_index=True)
+    return pd.concat(
+        [synthetic_month(400, seed=1).assign(split="train"), synthetic_month(300, seed=2).assign(split="validation")],
+        ignore_index=True,
+    )
 
 
 def test_sets_keep_the_model_fields_the_target_and_the_split(raw):
@@ -82,12 +89,15 @@ def test_unprepared_frames_are_refused(raw):
         pipelines.build_sets(raw.drop(columns=["PU_DO", "duration"]))
 
 
-@pytest.mark.parametrize("break_it, words", [
-    (lambda s: s[s.split == "train"], "validation set has 0 rides"),
-    (lambda s: s.assign(duration=s.duration.where(s.index > 0, 61.0)), "outside 1-60"),
-    (lambda s: s.assign(trip_distance=s.trip_distance.where(s.index > 0, None)), "missing values"),
-    (lambda s: s.assign(trip_distance=-s.trip_distance - 1), "negative"),
-])
+@pytest.mark.parametrize(
+    "break_it, words",
+    [
+        (lambda s: s[s.split == "train"], "validation set has 0 rides"),
+        (lambda s: s.assign(duration=s.duration.where(s.index > 0, 61.0)), "outside 1-60"),
+        (lambda s: s.assign(trip_distance=s.trip_distance.where(s.index > 0, None)), "missing values"),
+        (lambda s: s.assign(trip_distance=-s.trip_distance - 1), "negative"),
+    ],
+)
 def test_the_data_checks_say_what_broke(raw, break_it, words):
     sets = pipelines.build_sets(prepare(raw))
     with pytest.raises(AssertionError, match=words):

@@ -39,10 +39,19 @@ def model_file(tmp_path):
 
 def test_score_month_has_the_course_columns_in_order(model, green):
     scored = batch.score_month(model, green, "green", progress=False)
-    assert list(scored.columns) == ["ride_id", "lpep_pickup_datetime", "PULocationID", "DOLocationID",
-                                    "actual_duration", "predicted_duration", "diff", "model_version"]
-    assert scored.dtypes[["lpep_pickup_datetime", "PULocationID", "actual_duration", "predicted_duration",
-                          "diff"]].tolist() == [green["lpep_pickup_datetime"].dtype, np.int64, float, float, float]
+    assert list(scored.columns) == [
+        "ride_id",
+        "lpep_pickup_datetime",
+        "PULocationID",
+        "DOLocationID",
+        "actual_duration",
+        "predicted_duration",
+        "diff",
+        "model_version",
+    ]
+    assert scored.dtypes[
+        ["lpep_pickup_datetime", "PULocationID", "actual_duration", "predicted_duration", "diff"]
+    ].tolist() == [green["lpep_pickup_datetime"].dtype, np.int64, float, float, float]
     assert pd.api.types.is_string_dtype(scored["ride_id"]) and pd.api.types.is_string_dtype(scored["model_version"])
     assert len(scored) == len(green)
 
@@ -79,8 +88,10 @@ def test_yellow_keeps_its_tpep_pickup_column(model):
 
 
 def test_chunks_give_the_same_result_as_one_call(model, green):
-    pd.testing.assert_frame_equal(batch.score_month(model, green, "green", chunk_rows=333, progress=False),
-                                  batch.score_month(model, green, "green", progress=False))
+    pd.testing.assert_frame_equal(
+        batch.score_month(model, green, "green", chunk_rows=333, progress=False),
+        batch.score_month(model, green, "green", progress=False),
+    )
 
 
 def test_the_predictions_folder_reads_as_one_partitioned_dataset(model, green, tmp_path):
@@ -147,7 +158,9 @@ def test_a_cached_file_with_the_wrong_schema_is_refused_saying_which_columns(mod
     # A learner's own file in data/ is used as it is: one with zone names instead of IDs, no distance.
     rides = make_twin("green", 2020, 6, n_rows=50).drop_columns(["trip_distance", "PULocationID"])
     _cache_file("green_tripdata_2020-06.parquet", rides.append_column("PULocationID", pa.array(["Astoria"] * 50)))
-    with pytest.raises(batch.InputSchemaError, match="PULocationID is string, expected an integer; trip_distance is missing"):
+    with pytest.raises(
+        batch.InputSchemaError, match="PULocationID is string, expected an integer; trip_distance is missing"
+    ):
         batch.run("green", 2020, 6, str(model_file), tmp_path, progress=False)
     assert not any(tmp_path.rglob("*.parquet"))
 
@@ -162,17 +175,37 @@ def test_a_cached_file_that_is_not_parquet_is_refused(model_file, tmp_path):
 def test_a_month_not_published_exits_1_saying_so(model_file, tmp_path, tlc_server, monkeypatch, capsys):
     monkeypatch.delenv("WORKBOOK_OFFLINE", raising=False)
     monkeypatch.setenv("WORKBOOK_TLC_URL", tlc_server.url)
-    assert batch.main(["--color", "green", "--months", "2031-05", "--model-uri", str(model_file),
-                           "--output-dir", str(tmp_path)]) == 1
+    assert (
+        batch.main(
+            ["--color", "green", "--months", "2031-05", "--model-uri", str(model_file), "--output-dir", str(tmp_path)]
+        )
+        == 1
+    )
     shown = capsys.readouterr().err
     assert "HTTP 404" in shown and "check that the month is published" in shown
 
 
 def test_the_cli_scores_a_month_offline_from_a_model_file(model_file, tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "helpers.serve.batch", "--color", "green", "--year", "2021", "--month", "1",
-         "--model-uri", str(model_file), "--output-dir", str(tmp_path)],
-        capture_output=True, text=True, cwd=config.REPO_ROOT, env={**os.environ, "WORKBOOK_OFFLINE": "1"},
+        [
+            sys.executable,
+            "-m",
+            "helpers.serve.batch",
+            "--color",
+            "green",
+            "--year",
+            "2021",
+            "--month",
+            "1",
+            "--model-uri",
+            str(model_file),
+            "--output-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=config.REPO_ROOT,
+        env={**os.environ, "WORKBOOK_OFFLINE": "1"},
         timeout=120,
     )
     assert done.returncode == 0, done.stderr

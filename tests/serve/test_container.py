@@ -47,8 +47,12 @@ def image() -> str:
 def tracking_server(tmp_path_factory, months):
     """A tracking server proxying its artifacts, with a champion logged through it."""
     folder = tmp_path_factory.mktemp("tracking")
-    with mlflow_server.start_server(port=0, backend_uri=f"sqlite:///{folder / 'mlflow.db'}",
-                                    artifacts_dir=folder / "artifacts", timeout=START_TIMEOUT) as server:
+    with mlflow_server.start_server(
+        port=0,
+        backend_uri=f"sqlite:///{folder / 'mlflow.db'}",
+        artifacts_dir=folder / "artifacts",
+        timeout=START_TIMEOUT,
+    ) as server:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("MLFLOW_TRACKING_URI", server.url)
             previous = mlflow.get_tracking_uri()
@@ -62,8 +66,11 @@ def tracking_server(tmp_path_factory, months):
 def documented_run(image: str, tag_line: str, replacements: dict[str, str], *extra: str):
     """Run the Dockerfile's own ``docker run`` line that contains ``tag_line``, with ``replacements``
     made in it and ``extra`` options (a short health check) added; ``start_container`` adds a free PORT."""
-    lines = [line.removeprefix("#").strip() for line in (config.REPO_ROOT / "Dockerfile").read_text().splitlines()
-             if line.removeprefix("#").strip().startswith("docker run")]
+    lines = [
+        line.removeprefix("#").strip()
+        for line in (config.REPO_ROOT / "Dockerfile").read_text().splitlines()
+        if line.removeprefix("#").strip().startswith("docker run")
+    ]
     [line] = [line for line in lines if tag_line in line]
     for placeholder, value in replacements.items():
         assert placeholder in line, f"the Dockerfile's run line no longer has {placeholder!r}: {line}"
@@ -78,8 +85,15 @@ def champion_container(image, tracking_server):
     """The Dockerfile's Linux run line, serving the image's default model, the champion, from the tracking server."""
     server, _, _ = tracking_server
     documented_server = {"127.0.0.1:5001": f"127.0.0.1:{server.port}"}
-    with documented_run(image, "MLFLOW_TRACKING_URI=http://127.0.0.1:5001", documented_server,
-                        "--health-interval", "1s", "--health-start-period", "1s") as running:
+    with documented_run(
+        image,
+        "MLFLOW_TRACKING_URI=http://127.0.0.1:5001",
+        documented_server,
+        "--health-interval",
+        "1s",
+        "--health-start-period",
+        "1s",
+    ) as running:
         yield running
 
 
@@ -87,17 +101,20 @@ def fake_docker(folder: Path, version: str, has_buildx: bool) -> Path:
     """A ``docker`` program that answers ``buildx version`` and ``version`` as a client of ``version`` would."""
     folder.mkdir()
     script = folder / "docker"
-    buildx = "exit 0" if has_buildx else "echo \"docker: unknown command: docker buildx\" >&2; exit 1"
+    buildx = "exit 0" if has_buildx else 'echo "docker: unknown command: docker buildx" >&2; exit 1'
     script.write_text(f'#!/bin/sh\nif [ "$1" = buildx ]; then {buildx}; fi\necho {version}\n')
     script.chmod(0o755)
     return script
 
 
-@pytest.mark.parametrize(("versions", "chosen"), [
-    ((("28.2.2", False), ("20.10.24", False)), 1),  # this machine: a new client without buildx, Debian's
-    ((("28.2.2", True), ("20.10.24", False)), 0),
-    ((("28.2.2", False),), None),
-])
+@pytest.mark.parametrize(
+    ("versions", "chosen"),
+    [
+        ((("28.2.2", False), ("20.10.24", False)), 1),  # this machine: a new client without buildx, Debian's
+        ((("28.2.2", True), ("20.10.24", False)), 0),
+        ((("28.2.2", False),), None),
+    ],
+)
 def test_the_default_client_is_the_first_on_path_that_builds_with_buildkit(monkeypatch, tmp_path, versions, chosen):
     scripts = [fake_docker(tmp_path / str(index), *version) for index, version in enumerate(versions)]
     monkeypatch.delenv("WORKBOOK_DOCKER", raising=False)

@@ -20,8 +20,9 @@ def test_input_check_names_every_column_that_is_missing_or_of_another_type(tmp_p
     rides = make_twin("green", 2020, 6, n_rows=20).drop_columns(["trip_distance", "PULocationID"])
     path = tmp_path / "green_tripdata_2020-06.parquet"
     pq.write_table(rides.append_column("PULocationID", pa.array(["Astoria"] * 20)), path)
-    with pytest.raises(predictions.InputSchemaError, match="PULocationID is string, expected an integer; "
-                                                           "trip_distance is missing"):
+    with pytest.raises(
+        predictions.InputSchemaError, match="PULocationID is string, expected an integer; trip_distance is missing"
+    ):
         predictions.check_input(path, "green")
 
 

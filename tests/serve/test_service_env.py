@@ -37,8 +37,10 @@ PIPFILE = tomllib.loads((config.REPO_ROOT / "Pipfile").read_text())
 def course_venv_contents() -> tuple[set[str], set[str]]:
     """The distributions and programs of the environment running the tests: the course's .venv."""
     site_packages = next(Path(path) for path in sys.path if path.endswith("site-packages"))
-    return ({entry.name for entry in site_packages.glob("*.dist-info")},
-            {entry.name for entry in (Path(sys.prefix) / "bin").iterdir()})
+    return (
+        {entry.name for entry in site_packages.glob("*.dist-info")},
+        {entry.name for entry in (Path(sys.prefix) / "bin").iterdir()},
+    )
 
 
 @pytest.fixture(scope="module")

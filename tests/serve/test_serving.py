@@ -71,8 +71,6 @@ def test_no_model_is_loaded_at_import():
     assert not hasattr(helpers.serve.serving, "app")
 
 
-
-
 @pytest.mark.parametrize(
     ("body", "content_type", "status", "field", "index", "words"),
     [case[1:] for case in BAD_REQUESTS],
@@ -93,8 +91,9 @@ def test_a_body_over_the_byte_limit_is_413(client):
     assert (response.status_code, response.json["field"]) == (413, None)
 
 
-@pytest.mark.parametrize(("method", "path", "status"), [("GET", "/nowhere", 404), ("GET", "/predict", 405),
-                                                         ("DELETE", "/ping", 405)])
+@pytest.mark.parametrize(
+    ("method", "path", "status"), [("GET", "/nowhere", 404), ("GET", "/predict", 405), ("DELETE", "/ping", 405)]
+)
 def test_unknown_routes_and_methods_answer_json(client, method, path, status):
     response = client.open(path, method=method)
     assert response.status_code == status

@@ -24,8 +24,9 @@ RIDE = {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66}
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
-    return save_model(train_pipeline(LinearRegression(), synthetic_month(2000, 1)),
-                      tmp_path_factory.mktemp("model") / "m.bin")
+    return save_model(
+        train_pipeline(LinearRegression(), synthetic_month(2000, 1)), tmp_path_factory.mktemp("model") / "m.bin"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,8 @@ class FakeKinesis:
         failing = len(self.calls) <= self.failing_calls
         results = [
             {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "Rate exceeded"}
-            if failing and i < self.reject else {"SequenceNumber": str(i), "ShardId": "shardId-000000000000"}
+            if failing and i < self.reject
+            else {"SequenceNumber": str(i), "ShardId": "shardId-000000000000"}
             for i in range(len(Records))
         ]
         return {"FailedRecordCount": sum("ErrorCode" in r for r in results), "Records": results}
@@ -75,8 +77,10 @@ def b64(raw: bytes | str) -> str:
 
 def test_valid_records_become_predictions_in_one_predict_call(model):
     counting = CountingPipeline(model.pipeline)
-    records = [record(encode_ride({**RIDE, "trip_distance": miles}, ride_id=i), str(i))
-               for i, miles in enumerate([1.0, 5, 9.5])]
+    records = [
+        record(encode_ride({**RIDE, "trip_distance": miles}, ride_id=i), str(i))
+        for i, miles in enumerate([1.0, 5, 9.5])
+    ]
 
     outputs = predict_events(LoadedModel(model.uri, model.version, counting), records)
 
@@ -98,8 +102,16 @@ BAD_RECORDS = {
     "no ride": (b64(json.dumps({"ride_id": 7})), "no ride", 7),
     "missing field": (encode_ride({"PULocationID": 130, "DOLocationID": 205}, 7), "missing field 'trip_distance'", 7),
     "mistyped zone": (encode_ride({**RIDE, "PULocationID": "130"}, 7), "PULocationID must be an integer zone ID", 7),
-    "mistyped distance": (encode_ride({**RIDE, "trip_distance": "far"}, 7), "trip_distance must be a number of miles", 7),
-    "negative distance": (encode_ride({**RIDE, "trip_distance": -1.5}, 7), "trip_distance must be >= 0 miles, got -1.5", 7),
+    "mistyped distance": (
+        encode_ride({**RIDE, "trip_distance": "far"}, 7),
+        "trip_distance must be a number of miles",
+        7,
+    ),
+    "negative distance": (
+        encode_ride({**RIDE, "trip_distance": -1.5}, 7),
+        "trip_distance must be >= 0 miles, got -1.5",
+        7,
+    ),
     "unknown zone": (encode_ride({**RIDE, "DOLocationID": 300}, 7), "DOLocationID must be a zone ID 1-265", 7),
 }
 
@@ -129,15 +141,27 @@ def test_outputs_keep_the_order_of_the_records(model):
     outputs = predict_events(LoadedModel(model.uri, model.version, counting), records)
 
     assert [o["prediction"]["ride_id"] if "prediction" in o else o["error"]["sequence_number"] for o in outputs] == [
-        "0", 1, 2, "3", 4, 5, "6", 7, 8, "9"
+        "0",
+        1,
+        2,
+        "3",
+        4,
+        5,
+        "6",
+        7,
+        8,
+        "9",
     ]
     assert counting.calls == [6]
 
 
 def test_the_chapters_lambda_function_and_the_course_handler_give_the_same_output(store, months, tmp_path):
     version = registered_champion(registry.MODEL_NAME, months)
-    rides = {256: {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}, 257: RIDE,
-             258: {**RIDE, "trip_distance": 0.4}}
+    rides = {
+        256: {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40},
+        257: RIDE,
+        258: {**RIDE, "trip_distance": 0.4},
+    }
     event = {"Records": [record(encode_ride(ride, ride_id), str(ride_id)) for ride_id, ride in rides.items()]}
     # As AWS does: import the module the chapter wrote (it loads the champion) and call its handler.
     handler = runpy.run_path(str(write_chapter_file("06", "lambda_function.py", tmp_path)))["lambda_handler"]
@@ -219,8 +243,9 @@ def records_per_shard(client, stream: str) -> list[list[bytes]]:
     """The data of every record of ``stream``, shard by shard."""
     shards = []
     for shard in client.list_shards(StreamName=stream)["Shards"]:
-        iterator = client.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
-                                             ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        iterator = client.get_shard_iterator(
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
         data = []
         while True:
             response = client.get_records(ShardIterator=iterator, Limit=1000)
@@ -242,12 +267,14 @@ def test_consume_predicts_every_record_once_across_shards(kinesis, model):
     kinesis.create_stream("ride_events", shards=2)
     kinesis.create_stream("ride_predictions", shards=2)
     client = kinesis.client()
-    rides = {i: {"PULocationID": 1 + i % 19, "DOLocationID": 1 + i % 4, "trip_distance": 0.5 + i / 5}
-             for i in range(50)}
+    rides = {
+        i: {"PULocationID": 1 + i % 19, "DOLocationID": 1 + i % 4, "trip_distance": 0.5 + i / 5} for i in range(50)
+    }
     streaming.put_rides(client, "ride_events", rides)
     client.put_record(StreamName="ride_events", Data=b"not json", PartitionKey="bad-1")
-    client.put_record(StreamName="ride_events", Data=streaming.ride_event({**RIDE, "trip_distance": -2.0}, 999),
-                      PartitionKey="bad-2")
+    client.put_record(
+        StreamName="ride_events", Data=streaming.ride_event({**RIDE, "trip_distance": -2.0}, 999), PartitionKey="bad-2"
+    )
 
     processed = streaming.consume("ride_events", model, "ride_predictions", kinesis_client=client, batch_size=7)
 
@@ -275,8 +302,11 @@ def test_handler_puts_to_the_endpoint_from_the_environment(kinesis, handler_env)
     kinesis.create_stream("handler_out", shards=1)
     handler_env.setenv("KINESIS_ENDPOINT_URL", kinesis.endpoint_url)
     handler_env.setenv("PREDICTIONS_STREAM_NAME", "handler_out")
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         handler_env.setenv(name, value)
 
     result = streaming.lambda_handler({"Records": [record(encode_ride(RIDE, 256))]}, None)

@@ -40,8 +40,7 @@ def server(tmp_path_factory, busy_port):
     tmp = tmp_path_factory.mktemp("mlflow-server")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WORKBOOK_BUILD_DIR", str(tmp / "build"))  # the server log
-        with start_server(port=busy_port, backend_uri=f"sqlite:///{tmp}/mlflow.db",
-                          timeout=START_TIMEOUT) as running:
+        with start_server(port=busy_port, backend_uri=f"sqlite:///{tmp}/mlflow.db", timeout=START_TIMEOUT) as running:
             yield running
 
 
@@ -106,8 +105,7 @@ def test_a_server_that_cannot_start_raises_with_its_log(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBOOK_BUILD_DIR", str(tmp_path))
 
     with pytest.raises(RuntimeError, match="bogus://x") as error:
-        start_server(port=0, backend_uri="bogus://x", artifacts_dir=tmp_path / "artifacts",
-                     timeout=START_TIMEOUT)
+        start_server(port=0, backend_uri="bogus://x", artifacts_dir=tmp_path / "artifacts", timeout=START_TIMEOUT)
 
     assert "exited with code" in str(error.value)
     assert "UnsupportedModelRegistryStoreURIException" in str(error.value)  # from the log's tail

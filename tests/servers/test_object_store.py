@@ -19,8 +19,7 @@ pytestmark = pytest.mark.servers
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     folder = tmp_path_factory.mktemp("objects")
-    with start_object_store(folder / "data", "test-access", secrets.token_urlsafe(24),
-                            folder / "weed.log") as running:
+    with start_object_store(folder / "data", "test-access", secrets.token_urlsafe(24), folder / "weed.log") as running:
         yield running
 
 
@@ -35,8 +34,14 @@ def test_objects_put_with_the_key_are_listed(store):
 
 
 def test_a_wrong_secret_is_refused(store):
-    stranger = object_store.ObjectStore(process=store.process, log_path=store.log_path, port=store.port,
-                                        data_dir=store.data_dir, access_key=store.access_key, secret_key="wrong")
+    stranger = object_store.ObjectStore(
+        process=store.process,
+        log_path=store.log_path,
+        port=store.port,
+        data_dir=store.data_dir,
+        access_key=store.access_key,
+        secret_key="wrong",
+    )
     with pytest.raises(botocore.exceptions.ClientError, match="SignatureDoesNotMatch"):
         stranger.client().list_buckets()
 

@@ -38,8 +38,14 @@ def test_it_accepts_the_password_on_loopback_and_refuses_a_wrong_one(server):
     with server.connect() as connection:
         assert connection.execute("SELECT 1").fetchone() == (1,)
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-        psycopg.connect(host="127.0.0.1", port=server.port, user=postgres.SUPERUSER, password="wrong",
-                        dbname="postgres", connect_timeout=5)
+        psycopg.connect(
+            host="127.0.0.1",
+            port=server.port,
+            user=postgres.SUPERUSER,
+            password="wrong",
+            dbname="postgres",
+            connect_timeout=5,
+        )
 
 
 def test_creating_a_database_twice_keeps_the_first(server):
@@ -76,8 +82,10 @@ def test_it_starts_from_a_private_folder_holding_its_programs_and_data(monkeypat
     monkeypatch.setattr(postgres, "binaries_dir", lambda: programs)
     account = postgres.server_account()
     if account and not postgres.user_namespace_prefix(account.pw_uid, account.pw_gid, programs / "postgres"):
-        skip_or_fail_in_ci("As root, PostgreSQL runs from a private folder only in a user namespace, which "
-                           "needs `unshare` (util-linux) and a kernel that allows them.")
+        skip_or_fail_in_ci(
+            "As root, PostgreSQL runs from a private folder only in a user namespace, which "
+            "needs `unshare` (util-linux) and a kernel that allows them."
+        )
 
     with start_postgres(tmp_path / "data", PASSWORD, tmp_path / "server.log", fsync=False) as server:
         with server.connect() as connection:

@@ -172,8 +172,12 @@ def test_log_tail_returns_the_last_lines(tmp_path):
 
 
 def test_a_claimed_port_is_not_handed_to_another_process_until_its_server_listens():
-    other = [sys.executable, "-c", "import sys; from helpers.servers.processes import claimed_port\n"
-             "with claimed_port('127.0.0.1', int(sys.argv[1])) as port: print(port)"]
+    other = [
+        sys.executable,
+        "-c",
+        "import sys; from helpers.servers.processes import claimed_port\n"
+        "with claimed_port('127.0.0.1', int(sys.argv[1])) as port: print(port)",
+    ]
     with socket.socket() as server:
         with claimed_port("127.0.0.1", 0) as port:
             waiting = subprocess.Popen([*other, str(port)], stdout=subprocess.PIPE, text=True, cwd=config.REPO_ROOT)
@@ -205,7 +209,10 @@ def test_an_app_answering_404_has_started_but_is_not_ok(tmp_path):
 def test_a_logged_step_that_fails_says_its_command_code_and_last_lines(tmp_path):
     log = tmp_path / "step.log"
 
-    with pytest.raises(RuntimeError, match=r"(?s)`sh -c echo one; echo two; exit 3` failed with code 3 in .*:\none\ntwo\n"
-                                           r"\(whole log: .*step\.log\)"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"(?s)`sh -c echo one; echo two; exit 3` failed with code 3 in .*:\none\ntwo\n"
+        r"\(whole log: .*step\.log\)",
+    ):
         run_logged(["sh", "-c", "echo one; echo two; exit 3"], log, cwd=tmp_path)
     assert log.read_text() == "one\ntwo\n"

@@ -140,8 +140,9 @@ def test_a_model_logged_by_the_data_scientist_lands_in_the_bucket_and_loads_by_a
     X = pd.DataFrame({"trip_distance": np.arange(10.0)})
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_metric("rmse", 0.0)
-        info = mlflow.sklearn.log_model(LinearRegression().fit(X, 2 * X.trip_distance + 1), name="model",
-                                        pip_requirements=["scikit-learn"])
+        info = mlflow.sklearn.log_model(
+            LinearRegression().fit(X, 2 * X.trip_distance + 1), name="model", pip_requirements=["scikit-learn"]
+        )
     version = mlflow.register_model(info.model_uri, "team-test-model")
     MlflowClient().set_registered_model_alias("team-test-model", "champion", version.version)
 
@@ -170,16 +171,18 @@ def test_batch_scoring_and_the_web_service_load_the_champion_through_the_team_se
 
     path = batch.run("green", 2021, 2, registry.champion_uri(), output_dir=tmp_path, progress=False)
     with service_process.start_service(registry.champion_uri(), port=0, workers=1) as service:
-        answer = requests.post(f"{service.url}/predict", timeout=10,
-                               json={"PULocationID": 74, "DOLocationID": 75, "trip_distance": 1.5}).json()
+        answer = requests.post(
+            f"{service.url}/predict", timeout=10, json={"PULocationID": 74, "DOLocationID": 75, "trip_distance": 1.5}
+        ).json()
 
     assert set(pd.read_parquet(path).model_version) == {champion}
     assert answer["model_version"] == champion and answer["duration"] > 0
     assert models.current_version(registry.champion_uri()) == champion
 
 
-def test_with_the_object_store_down_a_log_fails_clearly_and_works_once_it_is_back(team, login, experiment_id,
-                                                                                  monkeypatch, tmp_path):
+def test_with_the_object_store_down_a_log_fails_clearly_and_works_once_it_is_back(
+    team, login, experiment_id, monkeypatch, tmp_path
+):
     client = login(*SCIENTIST)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail now rather than after minutes of retries
     note = tmp_path / "note.txt"
@@ -196,8 +199,9 @@ def test_with_the_object_store_down_a_log_fails_clearly_and_works_once_it_is_bac
     assert wait_until_ready(team.process, lambda: cause in team.log_path.read_text(), timeout=30) is None
     assert requests.get(f"{team.url}/health", timeout=10).text == "OK"  # the tracking server stays up
 
-    team.object_store = start_object_store(store.data_dir, store.access_key, store.secret_key, store.log_path,
-                                           port=store.port, ports=store.ports)
+    team.object_store = start_object_store(
+        store.data_dir, store.access_key, store.secret_key, store.log_path, port=store.port, ports=store.ports
+    )
     client.log_artifact(run_id, str(note))
     assert [item.path for item in client.list_artifacts(run_id)] == ["note.txt"]
 
@@ -235,6 +239,7 @@ def test_the_admin_password_comes_from_the_environment_when_set(tmp_path, monkey
 def _granting(permission: str):
     def grant_review(auth, username, experiment_id):
         auth.grant_user_permission(username, "experiment", experiment_id, permission)
+
     return grant_review
 
 
@@ -245,8 +250,10 @@ def test_the_grant_exercise_accepts_its_solution(team):
     assert check("08.grant", namespace["grant_review"], server=team).status == CORRECT
 
 
-@pytest.mark.parametrize(("permission", "hint"), [("READ", "with READ the reviewer's tag still gets 403"),
-                                                   ("MANAGE", "MANAGE also lets him delete")])
+@pytest.mark.parametrize(
+    ("permission", "hint"),
+    [("READ", "with READ the reviewer's tag still gets 403"), ("MANAGE", "MANAGE also lets him delete")],
+)
 def test_the_grant_exercise_explains_a_typical_wrong_answer(team, permission, hint):
     feedback = check("08.grant", _granting(permission), server=team)
 
@@ -271,8 +278,14 @@ def test_a_restart_keeps_runs_and_artifacts_and_ctrl_c_leaves_nothing(team, logi
     runs_before = {run.info.run_id for run in client.search_runs([experiment_id])}
     team.stop()
     env = {**os.environ, "WORKBOOK_TEAM_DIR": str(team.folder), "PYTHONUNBUFFERED": "1"}
-    cli = subprocess.Popen([sys.executable, "-m", "helpers.servers.team_server", "--port", "0"], env=env, text=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "helpers.servers.team_server", "--port", "0"],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         url = _tracking_uri_from(cli)
         mlflow.set_tracking_uri(url)

@@ -27,7 +27,7 @@ def verify_month_url(month_url: Callable[[str, int, int], str]) -> Feedback:
         if not isinstance(got, str):
             return wrong(f"{call} returned {got!r}; return the URL as a string.")
         if got.endswith(f"{year}-{month}.parquet"):
-            return wrong(f"{call} gave {got!r}: the month has two digits, 03 not 3 (f\"{{month:02d}}\").")
+            return wrong(f'{call} gave {got!r}: the month has two digits, 03 not 3 (f"{{month:02d}}").')
         if not got.startswith(config.TLC_BASE_URL + "/"):
             return wrong(f"{call} gave {got!r}: files live under {config.TLC_BASE_URL}/.")
         return wrong(f"{call} gave {got!r}, expected {expected!r}.")
@@ -37,10 +37,10 @@ def verify_month_url(month_url: Callable[[str, int, int], str]) -> Feedback:
 EXERCISES: dict[str, Exercise] = {
     "01.month_url": Exercise(
         question="Write month_url(color, year, month) returning the TLC's download URL of that month's file, "
-                 "e.g. month_url('green', 2021, 1).",
+        "e.g. month_url('green', 2021, 1).",
         hint="The pattern is in the markdown above: base URL, then {color}_tripdata_{YYYY-MM}.parquet.",
-        solution='def month_url(color, year, month):\n'
-                 '    return f"https://d37ci6vzurychx.cloudfront.net/trip-data/{color}_tripdata_{year}-{month:02d}.parquet"',
+        solution="def month_url(color, year, month):\n"
+        '    return f"https://d37ci6vzurychx.cloudfront.net/trip-data/{color}_tripdata_{year}-{month:02d}.parquet"',
         verify=verify_month_url,
     ),
     "01.maturity": Exercise(
@@ -52,8 +52,14 @@ EXERCISES: dict[str, Exercise] = {
         hint="Without any automation or experiment tracking a team is at the very first level.",
         solution="answer = 0",
         hints=(
-            (lambda a: number(a) == 1, "Level 1 already automates releases with DevOps (CI, tests); this team does not."),
-            (lambda a: number(a) is not None and number(a) >= 2, "Levels 2 and above need at least automated training and tracked experiments."),
+            (
+                lambda a: number(a) == 1,
+                "Level 1 already automates releases with DevOps (CI, tests); this team does not.",
+            ),
+            (
+                lambda a: number(a) is not None and number(a) >= 2,
+                "Levels 2 and above need at least automated training and tracked experiments.",
+            ),
         ),
     ),
 }

@@ -16,13 +16,15 @@ _KEPT = [1.0, 12.25, 60.0]
 
 def _green_rides() -> pd.DataFrame:
     pickup = pd.Timestamp("2021-01-04 08:00")
-    return pd.DataFrame({
-        "lpep_pickup_datetime": [pickup] * len(_MINUTES),
-        "lpep_dropoff_datetime": [pickup + pd.Timedelta(minutes=m) for m in _MINUTES],
-        "PULocationID": [74, 75, 41, 42, 166, 7, 129],
-        "DOLocationID": [75, 74, 42, 41, 7, 166, 82],
-        "trip_distance": [1.0, 0.2, 0.4, 2.5, 14.0, 9.0, 3.0],
-    })
+    return pd.DataFrame(
+        {
+            "lpep_pickup_datetime": [pickup] * len(_MINUTES),
+            "lpep_dropoff_datetime": [pickup + pd.Timedelta(minutes=m) for m in _MINUTES],
+            "PULocationID": [74, 75, 41, 42, 166, 7, 129],
+            "DOLocationID": [75, 74, 42, 41, 7, 166, 82],
+            "trip_distance": [1.0, 0.2, 0.4, 2.5, 14.0, 9.0, 3.0],
+        }
+    )
 
 
 def verify_keep_rides(keep_rides: Callable[[pd.DataFrame], pd.DataFrame]) -> Feedback:
@@ -51,21 +53,19 @@ def verify_keep_rides(keep_rides: Callable[[pd.DataFrame], pd.DataFrame]) -> Fee
 EXERCISES: dict[str, Exercise] = {
     "02.keep_rides": Exercise(
         question="Write keep_rides(df) that adds `duration` (minutes from lpep_pickup_datetime to "
-                 "lpep_dropoff_datetime) to a green trip frame and returns only the rides of 1 to 60 minutes, "
-                 "both included.",
+        "lpep_dropoff_datetime) to a green trip frame and returns only the rides of 1 to 60 minutes, "
+        "both included.",
         hint="(dropoff - pickup).dt.total_seconds() / 60, then keep df[df.duration.between(1, 60)].",
-        solution='def keep_rides(df):\n'
-                 '    df = df.copy()\n'
-                 '    df["duration"] = (df.lpep_dropoff_datetime - df.lpep_pickup_datetime).dt.total_seconds() / 60\n'
-                 '    return df[(df.duration >= 1) & (df.duration <= 60)]',
+        solution="def keep_rides(df):\n"
+        "    df = df.copy()\n"
+        '    df["duration"] = (df.lpep_dropoff_datetime - df.lpep_pickup_datetime).dt.total_seconds() / 60\n'
+        "    return df[(df.duration >= 1) & (df.duration <= 60)]",
         verify=verify_keep_rides,
     ),
     "02.n_features": Exercise(
         question="How many columns does the fitted DictVectorizer produce (its feature count)?",
         hint="A fitted DictVectorizer knows its columns: len(pipeline['vectorizer'].feature_names_).",
         solution="answer = len(pipeline['vectorizer'].feature_names_)",
-        hints=(
-            (lambda a: number(a) == 2, "Each distinct PU_DO pair becomes its own column; count them all."),
-        ),
+        hints=((lambda a: number(a) == 2, "Each distinct PU_DO pair becomes its own column; count them all."),),
     ),
 }

@@ -28,8 +28,9 @@ def _predict_rides(model: Any, df_val: pd.DataFrame) -> np.ndarray | None:
     return None
 
 
-def verify_log_run(log_run: Callable[[pd.DataFrame, pd.DataFrame], str], df_train: pd.DataFrame,
-                   df_val: pd.DataFrame) -> Feedback:
+def verify_log_run(
+    log_run: Callable[[pd.DataFrame, pd.DataFrame], str], df_train: pd.DataFrame, df_val: pd.DataFrame
+) -> Feedback:
     """``log_run(df_train, df_val)`` must record a finished run with a param, the validation RMSE of
     the model it logged as ``rmse``, and that model, and return the run's id."""
     import mlflow
@@ -45,16 +46,20 @@ def verify_log_run(log_run: Callable[[pd.DataFrame, pd.DataFrame], str], df_trai
             run_id = log_run(train, val)
         except Exception as error:  # noqa: BLE001
             if "untrusted types" in str(error):
-                return wrong("MLflow refused to save the course's pipeline without trusting its feature "
-                             "step: pass skops_trusted_types=tracking.SKOPS_TRUSTED_TYPES to log_model.")
+                return wrong(
+                    "MLflow refused to save the course's pipeline without trusting its feature "
+                    "step: pass skops_trusted_types=tracking.SKOPS_TRUSTED_TYPES to log_model."
+                )
             return raised(error)
         if not isinstance(run_id, str):
             return wrong(f"return the run's id (run.info.run_id), not {run_id!r}.")
         try:
             run = mlflow.MlflowClient().get_run(run_id)
         except MlflowException:
-            return wrong(f"no run {run_id!r} in the store the check gave your function: did it call "
-                         "mlflow.set_tracking_uri itself? Leave that to the top of the notebook.")
+            return wrong(
+                f"no run {run_id!r} in the store the check gave your function: did it call "
+                "mlflow.set_tracking_uri itself? Leave that to the top of the notebook."
+            )
         if run.info.status != "FINISHED":
             return wrong("the run is still open: log inside `with mlflow.start_run():` so it ends.")
         if not run.data.params:
@@ -66,31 +71,34 @@ def verify_log_run(log_run: Callable[[pd.DataFrame, pd.DataFrame], str], df_trai
             return wrong("the run logged no model: mlflow.sklearn.log_model(pipeline, name='model', ...).")
         predicted = _predict_rides(mlflow.sklearn.load_model(models[0].model_uri), val)
     if predicted is None:
-        return wrong("the logged model cannot predict from rides: log the whole pipeline, "
-                     "DictVectorizer and regressor together.")
+        return wrong(
+            "the logged model cannot predict from rides: log the whole pipeline, DictVectorizer and regressor together."
+        )
     measured = training.rmse(features.target(val), predicted)
     if not np.isclose(run.data.metrics["rmse"], measured, rtol=1e-4):
-        return wrong(f"the run's rmse is {run.data.metrics['rmse']:.4f}, but the model it logged scores "
-                     f"{measured:.4f} on df_val: log the RMSE of that model on the validation rides.")
+        return wrong(
+            f"the run's rmse is {run.data.metrics['rmse']:.4f}, but the model it logged scores "
+            f"{measured:.4f} on df_val: log the RMSE of that model on the validation rides."
+        )
     return right()
 
 
 EXERCISES: dict[str, Exercise] = {
     "03.log_run": Exercise(
         question="Write log_run(df_train, df_val): in one MLflow run, train a pipeline, log at least one "
-                 "param, its validation RMSE as the metric `rmse` and the model with mlflow.sklearn.log_model; "
-                 "return the run's id.",
+        "param, its validation RMSE as the metric `rmse` and the model with mlflow.sklearn.log_model; "
+        "return the run's id.",
         hint="with mlflow.start_run() as run: fit, log_param, log_metric('rmse', ...), "
-             "mlflow.sklearn.log_model(...); then return run.info.run_id.",
-        solution='def log_run(df_train, df_val):\n'
-                 '    with mlflow.start_run() as run:\n'
-                 '        pipeline = make_pipeline(features.RideFeatures(), DictVectorizer(), Ridge(alpha=10.0))\n'
-                 '        pipeline.fit(df_train, df_train["duration"])\n'
-                 '        mlflow.log_param("alpha", 10.0)\n'
-                 '        mlflow.log_metric("rmse", root_mean_squared_error(df_val["duration"], pipeline.predict(df_val)))\n'
-                 '        mlflow.sklearn.log_model(pipeline, name="model", pip_requirements=tracking.pip_requirements(),\n'
-                 '                                 skops_trusted_types=tracking.SKOPS_TRUSTED_TYPES)\n'
-                 '    return run.info.run_id',
+        "mlflow.sklearn.log_model(...); then return run.info.run_id.",
+        solution="def log_run(df_train, df_val):\n"
+        "    with mlflow.start_run() as run:\n"
+        "        pipeline = make_pipeline(features.RideFeatures(), DictVectorizer(), Ridge(alpha=10.0))\n"
+        '        pipeline.fit(df_train, df_train["duration"])\n'
+        '        mlflow.log_param("alpha", 10.0)\n'
+        '        mlflow.log_metric("rmse", root_mean_squared_error(df_val["duration"], pipeline.predict(df_val)))\n'
+        '        mlflow.sklearn.log_model(pipeline, name="model", pip_requirements=tracking.pip_requirements(),\n'
+        "                                 skops_trusted_types=tracking.SKOPS_TRUSTED_TYPES)\n"
+        "    return run.info.run_id",
         verify=verify_log_run,
     ),
     "03.l1_param": Exercise(
@@ -98,6 +106,8 @@ EXERCISES: dict[str, Exercise] = {
         expected="reg_alpha",
         hint="Look at boosting.SEARCH_SPACE: two parameters start with reg_.",
         solution='answer = "reg_alpha"',
-        hints=((lambda a: str(a).strip().lower() == "reg_lambda", "reg_lambda is the L2 penalty; L1 is the other one."),),
+        hints=(
+            (lambda a: str(a).strip().lower() == "reg_lambda", "reg_lambda is the L2 penalty; L1 is the other one."),
+        ),
     ),
 }

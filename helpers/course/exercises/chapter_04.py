@@ -23,9 +23,13 @@ def _logged_model_uri(seed: int) -> str:
     from helpers.ml import tracking, training
 
     rng = np.random.default_rng(seed)
-    rides = pd.DataFrame({"PULocationID": rng.integers(1, 20, 50).astype(str),
-                          "DOLocationID": rng.integers(1, 20, 50).astype(str),
-                          "trip_distance": rng.uniform(0.5, 10, 50)})
+    rides = pd.DataFrame(
+        {
+            "PULocationID": rng.integers(1, 20, 50).astype(str),
+            "DOLocationID": rng.integers(1, 20, 50).astype(str),
+            "trip_distance": rng.uniform(0.5, 10, 50),
+        }
+    )
     rides["PU_DO"] = rides["PULocationID"] + "_" + rides["DOLocationID"]
     rides["duration"] = 3 + 2.5 * rides["trip_distance"]
     with mlflow.start_run():
@@ -48,20 +52,28 @@ def verify_register_champion(register_champion: Callable[[str, str], Any]) -> Fe
                 return raised(error)
             versions = client.search_model_versions(f"name = '{_CHECK_MODEL}'")
             if len(versions) != int(expected_version):
-                return wrong(f"after {expected_version} call(s) the model has {len(versions)} version(s): "
-                             "register each model_uri once, with mlflow.register_model(model_uri, name).")
+                return wrong(
+                    f"after {expected_version} call(s) the model has {len(versions)} version(s): "
+                    "register each model_uri once, with mlflow.register_model(model_uri, name)."
+                )
             try:
                 champion = client.get_model_version_by_alias(_CHECK_MODEL, "champion")
             except MlflowException:
                 staged = [v.version for v in versions if v.current_stage != "None"]
                 if staged:
-                    return wrong("that moved a stage, the legacy way; point the alias instead: "
-                                 "client.set_registered_model_alias(name, 'champion', version.version).")
-                return wrong("no version has the alias 'champion': "
-                             "client.set_registered_model_alias(name, 'champion', version.version).")
+                    return wrong(
+                        "that moved a stage, the legacy way; point the alias instead: "
+                        "client.set_registered_model_alias(name, 'champion', version.version)."
+                    )
+                return wrong(
+                    "no version has the alias 'champion': "
+                    "client.set_registered_model_alias(name, 'champion', version.version)."
+                )
             if str(champion.version) != expected_version:
-                return wrong(f"after registering version {expected_version}, 'champion' still points at "
-                             f"version {champion.version}: point it at the version you just registered.")
+                return wrong(
+                    f"after registering version {expected_version}, 'champion' still points at "
+                    f"version {champion.version}: point it at the version you just registered."
+                )
             if str(getattr(returned, "version", None)) != expected_version:
                 return wrong(f"return the new ModelVersion (version {expected_version}), not {returned!r}.")
     return right()
@@ -70,13 +82,13 @@ def verify_register_champion(register_champion: Callable[[str, str], Any]) -> Fe
 EXERCISES: dict[str, Exercise] = {
     "04.register": Exercise(
         question="Write register_champion(model_uri, name): register the model as a new version of `name`, "
-                 "point the alias `champion` at that version and return it.",
+        "point the alias `champion` at that version and return it.",
         hint="version = mlflow.register_model(model_uri, name), then "
-             "MlflowClient().set_registered_model_alias(name, 'champion', version.version).",
-        solution='def register_champion(model_uri, name):\n'
-                 '    version = mlflow.register_model(model_uri, name)\n'
-                 '    MlflowClient().set_registered_model_alias(name, "champion", version.version)\n'
-                 '    return version',
+        "MlflowClient().set_registered_model_alias(name, 'champion', version.version).",
+        solution="def register_champion(model_uri, name):\n"
+        "    version = mlflow.register_model(model_uri, name)\n"
+        '    MlflowClient().set_registered_model_alias(name, "champion", version.version)\n'
+        "    return version",
         verify=verify_register_champion,
     ),
     "04.alias": Exercise(
@@ -84,6 +96,11 @@ EXERCISES: dict[str, Exercise] = {
         expected="champion",
         hint="Two aliases are in play; the server loads the one that has won.",
         solution='answer = "champion"',
-        hints=((lambda a: str(a).strip().lower() == "challenger", "The challenger has not won yet; servers load the winner."),),
+        hints=(
+            (
+                lambda a: str(a).strip().lower() == "challenger",
+                "The challenger has not won yet; servers load the winner.",
+            ),
+        ),
     ),
 }

@@ -13,8 +13,10 @@ from helpers.course.feedback import Feedback, right, wrong
 from helpers.course.isolation import raised
 
 _ROUTE_RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
-_BAD_ROUTE_RIDES = (("a negative trip_distance", {**_ROUTE_RIDE, "trip_distance": -3}),
-                    ("no trip_distance", {"PULocationID": 10, "DOLocationID": 50}))
+_BAD_ROUTE_RIDES = (
+    ("a negative trip_distance", {**_ROUTE_RIDE, "trip_distance": -3}),
+    ("no trip_distance", {"PULocationID": 10, "DOLocationID": 50}),
+)
 
 
 class _RecordingModel:
@@ -56,42 +58,60 @@ def verify_predict_route(create_app: Callable[[Any], Any]) -> Feedback:
     except Exception as error:  # noqa: BLE001
         return wrong(f"POST /predict with the ride {_ROUTE_RIDE} raised {type(error).__name__}: {str(error)[:200]}")
     if answer.status_code == 404:
-        return wrong("POST /predict answered 404: no route has that path; "
-                     "decorate your function with @app.route('/predict', methods=['POST']).")
+        return wrong(
+            "POST /predict answered 404: no route has that path; "
+            "decorate your function with @app.route('/predict', methods=['POST'])."
+        )
     if answer.status_code == 405:
-        return wrong("POST /predict answered 405 (method not allowed): a route answers only GET "
-                     "unless you pass methods=['POST'].")
+        return wrong(
+            "POST /predict answered 405 (method not allowed): a route answers only GET "
+            "unless you pass methods=['POST']."
+        )
     body = answer.get_json(silent=True)
     if answer.status_code != 200 or not isinstance(body, dict) or "duration" not in body:
-        return wrong(f"a good ride got {answer.status_code} {answer.get_data(as_text=True)[:100]!r}; "
-                     "answer 200 with JSON: return jsonify(duration=...).")
+        return wrong(
+            f"a good ride got {answer.status_code} {answer.get_data(as_text=True)[:100]!r}; "
+            "answer 200 with JSON: return jsonify(duration=...)."
+        )
     if not model.rides:
         return wrong("the duration did not come from the model: call model.predict(pd.DataFrame([ride])).")
     got = _number_or_none(body["duration"])
     if got is None or not np.isclose(got, expected):
-        return wrong(f"the check's model predicts {expected:g} min for {_ROUTE_RIDE}, your route answered "
-                     f"{body['duration']!r}: answer float(model.predict(...)[0]).")
+        return wrong(
+            f"the check's model predicts {expected:g} min for {_ROUTE_RIDE}, your route answered "
+            f"{body['duration']!r}: answer float(model.predict(...)[0])."
+        )
     for what, bad_ride in _BAD_ROUTE_RIDES:
         model.rides.clear()
         try:
             answer = client.post("/predict", json=bad_ride)
         except Exception as error:  # noqa: BLE001
-            return wrong(f"a ride with {what} made your route raise {type(error).__name__} ({str(error)[:100]}), "
-                         "which a client gets as a 500, an error of the server: check the ride first and "
-                         "return jsonify(error='...'), 422.")
+            return wrong(
+                f"a ride with {what} made your route raise {type(error).__name__} ({str(error)[:100]}), "
+                "which a client gets as a 500, an error of the server: check the ride first and "
+                "return jsonify(error='...'), 422."
+            )
         if answer.status_code == 200:
-            return wrong(f"a ride with {what} got 200 and a prediction: check trip_distance before predicting "
-                         "and return jsonify(error='...'), 422.")
+            return wrong(
+                f"a ride with {what} got 200 and a prediction: check trip_distance before predicting "
+                "and return jsonify(error='...'), 422."
+            )
         if not 400 <= answer.status_code < 500:
-            return wrong(f"a ride with {what} got {answer.status_code}; a bad ride is the client's mistake, "
-                         "so answer a 4xx (422: JSON that is not a valid ride).")
+            return wrong(
+                f"a ride with {what} got {answer.status_code}; a bad ride is the client's mistake, "
+                "so answer a 4xx (422: JSON that is not a valid ride)."
+            )
         if model.rides:
-            return wrong(f"a ride with {what} got {answer.status_code}, but only after your route asked the "
-                         "model: check the ride before predicting.")
+            return wrong(
+                f"a ride with {what} got {answer.status_code}, but only after your route asked the "
+                "model: check the ride before predicting."
+            )
         error_body = answer.get_json(silent=True)
         if not isinstance(error_body, dict) or not error_body.get("error"):
-            return wrong(f"a ride with {what} got {answer.status_code} without saying why: "
-                         "return jsonify(error='<what is wrong>'), 422.")
+            return wrong(
+                f"a ride with {what} got {answer.status_code} without saying why: "
+                "return jsonify(error='<what is wrong>'), 422."
+            )
     return right()
 
 
@@ -106,23 +126,23 @@ def _number_or_none(value: Any) -> float | None:
 
 EXERCISES: dict[str, Exercise] = {
     "06.predict_route": Exercise(
-        question="Write create_app(model): a Flask app whose POST /predict answers {\"duration\": <minutes>} "
-                 "for a ride from model.predict, and a 4xx with {\"error\": ...}, without asking the model, "
-                 "when trip_distance is missing or negative.",
+        question='Write create_app(model): a Flask app whose POST /predict answers {"duration": <minutes>} '
+        'for a ride from model.predict, and a 4xx with {"error": ...}, without asking the model, '
+        "when trip_distance is missing or negative.",
         hint="@app.route('/predict', methods=['POST']); read request.get_json(); if the distance is missing "
-             "or below 0, return jsonify(error=...), 422; else return jsonify(duration=float(model.predict(...)[0])).",
-        solution='def create_app(model):\n'
-                 '    app = Flask("duration-prediction")\n'
-                 '\n'
-                 '    @app.route("/predict", methods=["POST"])\n'
-                 '    def predict():\n'
-                 '        ride = request.get_json()\n'
-                 '        distance = ride.get("trip_distance")\n'
-                 '        if not isinstance(distance, int | float) or distance < 0:\n'
-                 '            return jsonify(error=f"trip_distance must be a number >= 0, got {distance!r}"), 422\n'
-                 '        return jsonify(duration=float(model.predict(pd.DataFrame([ride]))[0]))\n'
-                 '\n'
-                 '    return app',
+        "or below 0, return jsonify(error=...), 422; else return jsonify(duration=float(model.predict(...)[0])).",
+        solution="def create_app(model):\n"
+        '    app = Flask("duration-prediction")\n'
+        "\n"
+        '    @app.route("/predict", methods=["POST"])\n'
+        "    def predict():\n"
+        "        ride = request.get_json()\n"
+        '        distance = ride.get("trip_distance")\n'
+        "        if not isinstance(distance, int | float) or distance < 0:\n"
+        '            return jsonify(error=f"trip_distance must be a number >= 0, got {distance!r}"), 422\n'
+        "        return jsonify(duration=float(model.predict(pd.DataFrame([ride]))[0]))\n"
+        "\n"
+        "    return app",
         verify=verify_predict_route,
     ),
     "06.mode": Exercise(

@@ -44,24 +44,27 @@ def verify_review_grant(grant: Callable, server: Any, hint: str) -> Feedback:
     if not tagged:
         return wrong(f"with {permission} the reviewer's tag still gets 403. Hint: {hint}")
     if permission == "MANAGE":
-        return wrong("it works, but MANAGE also lets him delete the experiment and change who may do what; "
-                     "EDIT is enough.")
+        return wrong(
+            "it works, but MANAGE also lets him delete the experiment and change who may do what; EDIT is enough."
+        )
     return right()
 
 
 EXERCISES: dict[str, Exercise] = {
     "08.grant": Exercise(
-        question=("Write grant_review(auth, username, experiment_id) so that the reviewer `username` can tag "
-                  "the runs of that experiment, and nothing more."),
+        question=(
+            "Write grant_review(auth, username, experiment_id) so that the reviewer `username` can tag "
+            "the runs of that experiment, and nothing more."
+        ),
         hint="Tagging a run needs EDIT on its experiment: auth.grant_user_permission(username, 'experiment', "
-             "experiment_id, 'EDIT').",
-        solution='def grant_review(auth, username, experiment_id):\n'
-                 '    auth.grant_user_permission(username, "experiment", experiment_id, "EDIT")',
+        "experiment_id, 'EDIT').",
+        solution="def grant_review(auth, username, experiment_id):\n"
+        '    auth.grant_user_permission(username, "experiment", experiment_id, "EDIT")',
         verify=lambda grant, server: verify_review_grant(grant, server, EXERCISES["08.grant"].hint),
     ),
     "08.delete_status": Exercise(
         question="The reviewer, logged in with READ, tries to delete the data scientist's experiment. "
-                 "Which HTTP status does the server answer?",
+        "Which HTTP status does the server answer?",
         expected=403,
         hint="The server knows who he is, and refuses: that is the 4xx for 'forbidden'.",
         solution="answer = 403",
