@@ -471,8 +471,11 @@ def import_graph(*, at_import: bool = False) -> dict[str, set[str]]:
 # --- The committed outputs, compared as nbval compares them -------------------------------------
 
 SANITIZE_CONFIG = Path(__file__).resolve().parent / "nbval_sanitize.cfg"
-# What nbval leaves out of a comparison: bookkeeping, tracebacks, widget ids and images.
+# What nbval leaves out of a comparison (bookkeeping, tracebacks, widget ids, images), and stderr:
+# warnings and log lines that depend on the machine (a default port taken by a parallel test, a
+# slow start), not on the chapter; what a cell prints and returns is compared.
 _NOT_COMPARED = {
+    "stderr",
     "metadata",
     "traceback",
     "prompt_number",
@@ -501,9 +504,9 @@ def checked_cells(notebook) -> list[int]:
 
 
 def compared_outputs(outputs, patterns: list[tuple[str, str]]) -> dict[str, list]:
-    """A cell's outputs as nbval compares them: each stream merged into one (how the kernel cut it
-    into messages is chance) and keyed by its name, a result by its MIME types, in order, with the
-    volatile parts replaced by the sanitizer's patterns."""
+    """A cell's outputs as nbval compares them: stdout merged into one (how the kernel cut it into
+    messages is chance), a result by its MIME types, in order, with the volatile parts replaced by
+    the sanitizer's patterns; stderr is left out (see ``_NOT_COMPARED``)."""
     from nbval.plugin import coalesce_streams, transform_streams_for_comparison
 
     def sanitized(value):
