@@ -61,12 +61,12 @@ def _group(item: pytest.Item) -> str:
 def pytest_runtest_setup(item):
     # The learner's clone is the suite's longest chain (a whole course, then a second, one after the
     # other), so the worker running it would finish last, the other idle: every other test's process
-    # and what it starts yield the CPU to it (nice 5), and the two workers end at about the same time.
+    # and what it starts yield the CPU to it (nice 10), and the two workers end at about the same time.
     if _group(item) != "learner-path" and os.getpriority(os.PRIO_PROCESS, 0) < _YIELDING:
         os.setpriority(os.PRIO_PROCESS, 0, _YIELDING)
 
 
-_YIELDING = 5
+_YIELDING = 10
 
 
 def pytest_itemcollected(item):
