@@ -57,7 +57,7 @@ SCREENSHOT_TESTS := tests/test_browser.py tests/orchestrate/test_mage.py \
 	tests/servers/test_team_server.py::test_the_ui_in_a_browser_asks_for_a_login_and_opens_for_the_admin \
 	--deselect tests/test_browser.py::test_the_readme_shows_every_screenshot_make_screenshots_takes_and_they_stay_small
 
-.PHONY: help setup course lab test unit lint clean distclean lock mlflow mlflow-team notebooks serve mage mage-setup mage-lock \
+.PHONY: help setup course lab test unit lint clean distclean lock mlflow mlflow-team notebooks replay serve mage mage-setup mage-lock \
 	screenshots
 
 help: ## List the targets
@@ -124,6 +124,10 @@ screenshots: setup mage-setup ## Re-take the README's screenshots with the brows
 
 # The quick loop: only the tests that start no server, kernel or install (conftest.py's --unit refuses
 # to start one); add -n 2 through PYTEST_ARGS for two workers.
+replay: setup mage-setup ## Replay the committed notebooks with nbval, offline in the default mode, comparing their checked outputs (~8 min)
+	WORKBOOK_OFFLINE=1 $(VENV_PY) -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \
+		--durations=10 notebooks/ $(PYTEST_ARGS)
+
 unit: setup ## Run the unit tests alone, a quick loop: no server, kernel, install, notebook or clone
 	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(VENV_PY) -m pytest --unit $(PYTEST_ARGS)
 
