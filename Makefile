@@ -122,12 +122,12 @@ screenshots: setup mage-setup ## Re-take the README's screenshots with the brows
 	mkdir -p docs/screenshots
 	cp $(SCREENSHOTS:%=build/screenshots/%.png) docs/screenshots/
 
-# The quick loop: only the tests that start no server, kernel or install (conftest.py's --unit refuses
-# to start one); add -n 2 through PYTEST_ARGS for two workers.
 replay: setup mage-setup ## Replay the committed notebooks with nbval, offline in the default mode, comparing their checked outputs (~11 min)
 	WORKBOOK_OFFLINE=1 $(VENV_PY) -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \
 		--durations=10 notebooks/ $(PYTEST_ARGS)
 
+# The quick loop: only the tests that start no server, kernel or install (conftest.py's --unit refuses
+# to start one); add -n 2 through PYTEST_ARGS for two workers.
 unit: setup ## Run the unit tests alone, a quick loop: no server, kernel, install, notebook or clone
 	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(VENV_PY) -m pytest --unit $(PYTEST_ARGS)
 
