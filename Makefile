@@ -104,7 +104,7 @@ mlflow-team: setup ## Start the team's MLflow server (PostgreSQL, S3, users; por
 serve: setup ## Serve MODEL_URI (default: the champion) with gunicorn on SERVE_BIND (127.0.0.1:9696) until Ctrl-C
 	$(VENV_PY) -m helpers.serve.service_process --bind $(or $(SERVE_BIND),127.0.0.1:9696)
 
-notebooks: setup mage-setup ## Re-execute the notebooks in order on one fresh set of stores, offline: their committed form
+notebooks: setup mage-setup ## Run the course as a learner would, in a fresh clone of the working tree, offline, and copy its executed notebooks back: their committed form (~13 min)
 	$(VENV_PY) -m helpers.course.notebook_form refresh
 
 test: setup mage-setup lint ## Run every test offline, as CI does (then helpers again in .venv-mage)

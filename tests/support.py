@@ -489,8 +489,8 @@ _NOT_COMPARED = {
 
 
 def checked_cells(notebook) -> list[int]:
-    """The code cells whose outputs nbval's lax mode compares: marked ``# NBVAL_CHECK_OUTPUT`` or
-    tagged ``nbval-check-output`` (and not skipped)."""
+    """The code cells whose outputs nbval's lax mode compares: tagged ``nbval-check-output``
+    (or marked with nbval's comment, which the course keeps out of a learner's cells), and not skipped."""
     from nbval.plugin import find_comment_markers, find_metadata_tags
 
     checked = []

@@ -13,16 +13,14 @@ code runs in every chapter. The clone (several GB with its environments) is dele
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from helpers.core import config, data
 from helpers.core.tlc import trip_filename
+from helpers.course.notebook_form import package_caches
 from tests.support import TLCMirror, output_differences
 
 pytestmark = [pytest.mark.learner_path, pytest.mark.xdist_group("learner-path")]
@@ -31,18 +29,6 @@ CHAPTERS = sorted((config.REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 # No chapter needs it, so the mirror leaves it out, as the real site does a month not published yet.
 UNPUBLISHED = trip_filename("green", 2021, 6)
-COURSE_VARIABLES = (
-    "MLFLOW_",
-    "WORKBOOK_",
-    "MAGE_",
-    "MODEL_",
-    "UV_",
-    "PIP_CACHE_DIR",
-    "VIRTUAL_ENV",
-    "PROMETHEUS_MULTIPROC_DIR",
-    "PYTEST_",
-    "PYTHONPATH",
-)
 # What the clone's own environment reports about its store, as a learner's kernel would see it.
 REGISTRY_PROBE = """
 import json
@@ -55,21 +41,9 @@ print(json.dumps({"runs": [v.run_id for v in versions], "champion": str(champion
 """
 
 
-def _cache_dirs() -> dict[str, str]:
-    """Where this machine's uv and pip keep their caches, so the clone's set-up reuses them."""
-    uv = shutil.which("uv") or str(config.REPO_ROOT / ".tools" / "bin" / "uv")
-    uv_cache = subprocess.run([uv, "cache", "dir"], capture_output=True, text=True, check=True).stdout.strip()
-    pip_cache = subprocess.run([sys.executable, "-m", "pip", "cache", "dir"], capture_output=True, text=True)
-    caches = {"UV_CACHE_DIR": uv_cache}
-    if pip_cache.returncode == 0:
-        caches["PIP_CACHE_DIR"] = pip_cache.stdout.strip()
-    return caches
-
-
 def learner_env(home: Path, **extra: str) -> dict[str, str]:
     """This environment without any of the course's variables, with a HOME of its own."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith(COURSE_VARIABLES)}
-    return {**env, **_cache_dirs(), "HOME": str(home), **extra}
+    return config.learner_environ({**package_caches(), "HOME": str(home), **extra})
 
 
 def make_course(clone: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

@@ -2,8 +2,8 @@
 
 Each chapter runs alone, on fresh stores of its own, as on a fresh clone. The committed outputs
 are the in-order run with the course's parameters, which the tests at the end read; the learner's
-path (tests/test_learner_path.py) replays it in a fresh clone and compares the cells marked
-NBVAL_CHECK_OUTPUT, as nbval does.
+path (tests/test_learner_path.py) replays it in a fresh clone and compares the cells tagged
+nbval-check-output, as nbval does.
 """
 
 import json
@@ -110,10 +110,7 @@ def _stream_text(path) -> str:
 
 
 def test_committed_notebooks_are_one_in_order_run_on_one_store():
-    # MLflow announces a new store once; chapters committed from stores of their own each announce one.
-    created = [path.stem for path in CHAPTERS if "Creating initial MLflow database tables" in _stream_text(path)]
-    assert len(created) == 1, f"these chapters each started a new MLflow store: {created}"
-    # Chapter 08 registers on a server of its own, so only the course's model counts.
+    # Chapters committed from stores of their own would each number their versions from 1. Chapter 08 registers on a server of its own, so only the course's model counts.
     registered = [
         int(n)
         for n in re.findall(

@@ -13,6 +13,7 @@ block, restored after) and builds a child process's environment with :func:`chil
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -353,10 +354,36 @@ def temporary_environ(values: Mapping[str, str | None] | None = None, **more: st
         yield
 
 
-def child_environ(extra: Mapping[str, str] | None = None, drop: Iterable[str] = ()) -> dict[str, str]:
-    """The environment for a child process: this one's, without ``drop``, with ``extra``."""
+def child_environ(
+    extra: Mapping[str, str] | None = None, drop: Iterable[str] = (), drop_prefixes: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """The environment for a child process: this one's, without ``drop`` and the names starting with
+    ``drop_prefixes``, with ``extra``."""
     dropped = set(drop)
-    return {**{k: v for k, v in os.environ.items() if k not in dropped}, **(extra or {})}
+    kept = {k: v for k, v in os.environ.items() if k not in dropped and not k.startswith(drop_prefixes)}
+    return {**kept, **(extra or {})}
+
+
+# The variables a learner's shell would not have set: the course's own switches, and a developer's
+# or a test's virtualenv, caches and pytest state.
+COURSE_PREFIXES = (
+    "MLFLOW_",
+    "WORKBOOK_",
+    "MAGE_",
+    "MODEL_",
+    "UV_",
+    "PIP_CACHE_DIR",
+    "VIRTUAL_ENV",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "PYTEST_",
+    "PYTHONPATH",
+)
+
+
+def learner_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a learner's shell on this machine, for ``make course`` in a fresh clone:
+    this one's without any of :data:`COURSE_PREFIXES`, with ``extra``."""
+    return child_environ(extra, drop_prefixes=COURSE_PREFIXES)
 
 
 def apply_process_defaults() -> None:
@@ -370,6 +397,26 @@ def apply_process_defaults() -> None:
     """
     os.environ.setdefault("MLFLOW_TRACKING_URI", tracking_uri())
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # MLflow's INFO lines ("Creating initial MLflow database tables") say nothing a learner acts on,
+    # and its artifact progress bars are widgets a saved notebook shows frozen at 0%.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow's hint that integer columns cannot hold missing values: the course's zone IDs are
+    # integers on purpose (a ride without its zones is refused), as chapter 03 explains.
+    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
+
+
+def shown(location: Path | str) -> str:
+    """A path or URI as the course prints it: a path inside the repository relative to it, the
+    repository inside a URI as ``<repo>``, and the home folder as ``~``; so an output reads the same
+    on every machine."""
+    if isinstance(location, Path):
+        for root, label in ((REPO_ROOT, None), (Path.home(), "~")):
+            if location.is_relative_to(root):
+                relative = location.relative_to(root)
+                return str(relative) if label is None else str(Path(label, relative))
+        return str(location)
+    return location.replace(str(REPO_ROOT), "<repo>").replace(str(Path.home()), "~")
 
 
 def isolated_env(base: Path) -> dict[str, str]:

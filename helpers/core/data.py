@@ -183,13 +183,6 @@ def _write_atomically(dest: Path, write: Callable[[Path], None]) -> None:
         part.unlink(missing_ok=True)
 
 
-def _shown(path: Path) -> str:
-    try:
-        return str(path.relative_to(config.REPO_ROOT))
-    except ValueError:
-        return str(path)
-
-
 def _fetch(
     name: str, url: str, label: str, required: Sequence[str], write_twin: Callable[[Path], None]
 ) -> tuple[Path, str, str]:
@@ -197,18 +190,18 @@ def _fetch(
     real = config.data_dir() / name
     twin = config.data_dir() / "twin" / f"v{TWIN_VERSION}" / name
     if real.exists():
-        return real, "real", f"{label}: real TLC file {_shown(real)}"
+        return real, "real", f"{label}: real TLC file {config.shown(real)}"
     if config.offline():
         reason = "WORKBOOK_OFFLINE=1"
     else:
         try:
             download(url, real, required_columns=required)
-            return real, "real", f"{label}: real TLC file {_shown(real)} (downloaded from {url})"
+            return real, "real", f"{label}: real TLC file {config.shown(real)} (downloaded from {url})"
         except NetworkUnreachableError as exc:
             reason = f"network unreachable: {exc.__cause__.__class__.__name__} for {url}"
     if not twin.exists():
         _write_atomically(twin, write_twin)
-    message = f"{label}: offline twin ({reason}) {_shown(twin)}"
+    message = f"{label}: offline twin ({reason}) {config.shown(twin)}"
     logger.info(message)
     return twin, "twin", message
 

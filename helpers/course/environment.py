@@ -63,8 +63,8 @@ def check_setup() -> pd.DataFrame:
     rows = [
         ("python >= 3.11", python_ok, platform.python_version()),
         ("course libraries installed", not missing, ", ".join(missing) or "all present"),
-        ("isolated environment (venv or conda)", _isolated(), sys.prefix),
-        ("data folder writable", _writable(data_dir), str(data_dir)),
+        ("isolated environment (venv or conda)", _isolated(), config.shown(Path(sys.prefix))),
+        ("data folder writable", _writable(data_dir), config.shown(data_dir)),
     ]
     return pd.DataFrame(rows, columns=["check", "ok", "detail"]).set_index("check")
 

@@ -257,7 +257,7 @@ def run_container(
     for key, value in (env or {}).items():
         options += ["--env", f"{key}={value}"]
     for folder, inside in (volumes or {}).items():
-        options += ["--volume", f"{folder}:{inside}:ro"]
+        options += ["--volume", f"{Path(folder).absolute()}:{inside}:ro"]  # docker takes no relative path
     if health_interval:
         options += ["--health-interval", health_interval, "--health-start-period", health_interval]
     return start_container(options, image, port, timeout)

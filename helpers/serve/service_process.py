@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -31,6 +32,7 @@ from helpers.servers.processes import (
 )
 
 logger = logging.getLogger(__name__)
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 APP = "helpers.serve.serving:create_app()"
 DEFAULT_PORT = 9696
@@ -115,7 +117,9 @@ def start_service(
                 **(env or {}),
             }
         )
-        command = [str(python or sys.executable), "-m", *gunicorn_args(f"{host}:{chosen}", workers)]
+        # absolute, not resolved: a venv's python is a symlink, and the server runs from the repository root
+        interpreter = str(Path(python).absolute()) if python else sys.executable
+        command = [interpreter, "-m", *gunicorn_args(f"{host}:{chosen}", workers)]
         log_path = config.build_dir() / f"service-{chosen}.log"
         process = start_in_group(command, server_env, log_path, cwd=config.REPO_ROOT)
         service = ServiceProcess(
@@ -142,8 +146,9 @@ class CommandProcess(LoopbackServer):
     stop_signal: ClassVar[signal.Signals] = signal.SIGINT
 
     def log(self) -> str:
-        """What the app printed so far (its banner, the requests it answered)."""
-        return self.log_path.read_text(errors="replace")
+        """What the app printed so far (its banner, the requests it answered), without the terminal
+        colours Flask's development server writes even into a file."""
+        return _ANSI_ESCAPE.sub("", self.log_path.read_text(errors="replace"))
 
 
 def _in_this_environment(program: str) -> str:
