@@ -110,7 +110,8 @@ def _stream_text(path) -> str:
 
 
 def test_committed_notebooks_are_one_in_order_run_on_one_store():
-    # Chapters committed from stores of their own would each number their versions from 1. Chapter 08 registers on a server of its own, so only the course's model counts.
+    # Chapters committed from stores of their own would each number their versions from 1. Chapter 08
+    # registers on a server of its own, so only the course's model counts.
     registered = [
         int(n)
         for n in re.findall(

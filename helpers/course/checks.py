@@ -55,15 +55,15 @@ def _is_stub(function: Callable) -> bool:
     )
 
 
-def check(exercise_id: str, answer: Any, expected: Any = None, **context: Any) -> Feedback:
+def check(exercise_id: str, answer: Any, **context: Any) -> Feedback:
     """Check a learner's answer and say what to do next; never raises on a wrong answer.
 
     Args:
         exercise_id: Key in :data:`EXERCISES`, e.g. ``"01.maturity"``.
         answer: The learner's answer (a function, for a coding exercise); ``None`` or the notebook's
             stub means not attempted yet.
-        expected: The right answer when it depends on the data the notebook loaded.
-        context: What a coding exercise's check needs, e.g. ``server=`` the team server.
+        context: What the check needs: for a coding exercise e.g. ``server=`` the team server, for a
+            value the data decides, the objects its answer is computed from (``vectorizer=``).
 
     Returns:
         Feedback whose status is ``"not attempted"``, ``"correct"`` or ``"incorrect"``.
@@ -80,9 +80,13 @@ def check(exercise_id: str, answer: Any, expected: Any = None, **context: Any) -
             return Feedback(
                 INCORRECT, f"Could not run the check ({type(error).__name__}: {error}); did every cell above it run?"
             )
-    right = exercise.expected if expected is None else expected
-    if right is None:
-        raise ValueError(f"exercise {exercise_id!r} has no fixed answer; pass expected= computed from the data")
+    if exercise.expected_from is None:
+        right = exercise.expected
+    else:
+        try:
+            right = exercise.expected_from(**context)
+        except TypeError as missing:
+            raise ValueError(f"exercise {exercise_id!r} computes its answer from the data: {missing}") from missing
     if matches(answer, right, exercise.tolerance):
         return Feedback(CORRECT, "Correct!")
     for test, hint in exercise.hints:

@@ -15,7 +15,8 @@ class Exercise:
     """One exercise: what is asked, what is right, and what to say when it is not.
 
     ``hints`` pairs a test on a wrong answer with the hint it earns; the first that matches is
-    shown, else ``hint``. ``expected`` may be left ``None`` when the notebook computes it. An
+    shown, else ``hint``. When the data decides the answer, ``expected_from`` computes it from what
+    the notebook passes the check (its fitted objects, never the answer itself). An
     exercise where the learner writes a function has ``verify``: it runs the function in isolation
     and returns the feedback itself.
     """
@@ -24,6 +25,7 @@ class Exercise:
     hint: str
     solution: str
     expected: Any = None
+    expected_from: Callable[..., Any] | None = None
     tolerance: float = 0.0
     hints: tuple[tuple[Callable[[Any], bool], str], ...] = field(default_factory=tuple)
     verify: Callable[..., Feedback] | None = None

@@ -25,7 +25,7 @@ def service_health(metrics_text: str, endpoint: str = "/predict") -> dict[str, f
     """What the web service's ``GET /metrics`` says about an endpoint: traffic, errors and latency.
 
     Returns:
-        ``requests``, ``client_errors`` (4xx) and ``server_errors`` (5xx) counts, ``error_share``
+        ``requests``, ``client_errors`` (4xx) and ``server_errors`` (5xx) counts, ``server_error_share``
         (5xx share: the service's own faults), and latency ``p50_ms`` / ``p99_ms`` estimated from
         the histogram.
     """
@@ -47,7 +47,7 @@ def service_health(metrics_text: str, endpoint: str = "/predict") -> dict[str, f
         "requests": requests,
         "client_errors": sum(v for k, v in statuses.items() if k.startswith("4")),
         "server_errors": server_errors,
-        "error_share": server_errors / requests if requests else 0.0,
+        "server_error_share": server_errors / requests if requests else 0.0,
         "p50_ms": histogram_quantile(buckets, 0.5) * 1000 if buckets else float("nan"),
         "p99_ms": histogram_quantile(buckets, 0.99) * 1000 if buckets else float("nan"),
     }

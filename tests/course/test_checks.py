@@ -1,4 +1,7 @@
+import inspect
+
 import pytest
+from sklearn.feature_extraction import DictVectorizer
 
 from helpers.course.checks import (
     CORRECT,
@@ -9,15 +12,17 @@ from helpers.course.checks import (
     solution,
 )
 
-# A right and a wrong answer for every exercise; expected is passed where the data decides it.
+# Three zone pairs and the distance: four columns, three of them pairs.
+VECTORIZER = DictVectorizer().fit([{"PU_DO": pair, "trip_distance": 1.0} for pair in ("74_75", "75_74", "41_42")])
+# A right and a wrong answer for every exercise, and what its check is passed where the data decides it.
 CASES = {
-    "01.maturity": dict(right=0, wrong=3, expected=None),
-    "02.n_features": dict(right=13_000, wrong=2, expected=13_000),
-    "03.l1_param": dict(right="reg_alpha", wrong="reg_lambda", expected=None),
-    "04.alias": dict(right="Champion", wrong="challenger", expected=None),
-    "05.auto_month": dict(right="2024-04", wrong="2024-05", expected=None),
-    "06.mode": dict(right="batch", wrong="streaming", expected=None),
-    "08.delete_status": dict(right=403, wrong=401, expected=None),
+    "01.maturity": dict(right=0, wrong=3, context={}),
+    "02.n_pairs": dict(right=3, wrong=4, context={"vectorizer": VECTORIZER}),
+    "03.l1_param": dict(right="reg_alpha", wrong="reg_lambda", context={}),
+    "04.alias": dict(right="Champion", wrong="challenger", context={}),
+    "05.auto_month": dict(right="2024-04", wrong="2024-05", context={}),
+    "06.mode": dict(right="batch", wrong="streaming", context={}),
+    "08.delete_status": dict(right=403, wrong=401, context={}),
 }
 # Exercises where the learner writes a function: their checks run it (tests/test_code_checks.py,
 # and tests/test_team_server.py against a real team server); here, what every one says to a stub.
@@ -55,7 +60,7 @@ def test_a_check_that_cannot_reach_its_server_says_so_instead_of_raising():
 
 @pytest.mark.parametrize("exercise_id", sorted(CASES))
 def test_unanswered_is_not_attempted_and_repeats_the_question(exercise_id):
-    feedback = check(exercise_id, None, CASES[exercise_id]["expected"])
+    feedback = check(exercise_id, None, **CASES[exercise_id]["context"])
     assert feedback.status == NOT_ATTEMPTED
     assert EXERCISES[exercise_id].question in repr(feedback)
 
@@ -63,13 +68,13 @@ def test_unanswered_is_not_attempted_and_repeats_the_question(exercise_id):
 @pytest.mark.parametrize("exercise_id", sorted(CASES))
 def test_right_answer_is_accepted(exercise_id):
     case = CASES[exercise_id]
-    assert check(exercise_id, case["right"], case["expected"]).status == CORRECT
+    assert check(exercise_id, case["right"], **case["context"]).status == CORRECT
 
 
 @pytest.mark.parametrize("exercise_id", sorted(CASES))
 def test_wrong_answer_is_rejected_with_a_hint(exercise_id):
     case = CASES[exercise_id]
-    feedback = check(exercise_id, case["wrong"], case["expected"])
+    feedback = check(exercise_id, case["wrong"], **case["context"])
     assert feedback.status == INCORRECT
     assert "Not quite" in feedback.message
 
@@ -83,12 +88,16 @@ def test_an_answer_of_the_wrong_type_gets_a_hint_not_a_traceback():
 
 
 def test_a_number_typed_with_spaces_is_read_as_a_number():
-    assert check("02.n_features", " 13000 ", expected=13_000).status == CORRECT
+    assert check("02.n_pairs", " 3 ", vectorizer=VECTORIZER).status == CORRECT
 
 
-def test_data_dependent_exercise_without_expected_is_a_notebook_bug():
-    with pytest.raises(ValueError, match="expected="):
-        check("02.n_features", 5)
+def test_data_dependent_exercise_without_its_data_is_a_notebook_bug():
+    with pytest.raises(ValueError, match="computes its answer from the data"):
+        check("02.n_pairs", 5)
+
+
+def test_no_check_is_handed_its_answer():
+    assert "expected" not in inspect.signature(check).parameters
 
 
 def test_solution_is_code():

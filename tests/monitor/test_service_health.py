@@ -23,7 +23,7 @@ def test_service_health_reads_traffic_errors_and_latency_from_the_metrics():
         client.post("/predict", json={"PULocationID": 10, "DOLocationID": 3, "trip_distance": -1})
     health = service_health.service_health(client.get("/metrics").get_data(as_text=True))
     assert (health["requests"], health["client_errors"], health["server_errors"]) == (25, 5, 0)
-    assert health["error_share"] == 0
+    assert health["server_error_share"] == 0
     assert 0 < health["p50_ms"] <= health["p99_ms"] < 1000
 
 

@@ -62,10 +62,17 @@ EXERCISES: dict[str, Exercise] = {
         "    return df[(df.duration >= 1) & (df.duration <= 60)]",
         verify=verify_keep_rides,
     ),
-    "02.n_features": Exercise(
-        question="How many columns does the fitted DictVectorizer produce (its feature count)?",
-        hint="A fitted DictVectorizer knows its columns: len(pipeline['vectorizer'].feature_names_).",
-        solution="answer = len(pipeline['vectorizer'].feature_names_)",
-        hints=((lambda a: number(a) == 2, "Each distinct PU_DO pair becomes its own column; count them all."),),
+    "02.n_pairs": Exercise(
+        question="How many of the fitted DictVectorizer's columns stand for a zone pair (PU_DO=...)?",
+        hint="A fitted DictVectorizer lists its columns in feature_names_; count those that start with 'PU_DO='.",
+        solution='answer = sum(name.startswith("PU_DO=") for name in dv.feature_names_)',
+        expected_from=lambda vectorizer: sum(name.startswith("PU_DO=") for name in vectorizer.feature_names_),
+        hints=(
+            (lambda a: number(a) == 2, "Each distinct PU_DO pair becomes its own column; count them all."),
+            (
+                lambda a: number(a) == 1,
+                "PU_DO is one feature; the vectorizer makes a column of each of its values.",
+            ),
+        ),
     ),
 }
