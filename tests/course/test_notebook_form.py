@@ -109,3 +109,29 @@ def test_shown_paths_read_the_same_on_every_machine() -> None:
     assert config.shown(config.REPO_ROOT / "data" / "twin") == "data/twin"
     assert config.shown(f"sqlite:///{config.REPO_ROOT}/mlflow.db") == "sqlite:///<repo>/mlflow.db"
     assert config.shown(Path.home() / ".cache" / "uv") == "~/.cache/uv"
+
+
+def _markdown(path) -> list[str]:
+    return [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "markdown"]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda path: path.stem)
+def test_every_chapter_opens_with_what_the_learner_will_be_able_to_do(path) -> None:
+    opening = _markdown(path)[0]
+    assert "In this chapter you will:" in opening, opening[:300]
+    listed = opening.split("In this chapter you will:", 1)[1].lstrip().splitlines()
+    assert len([line for line in listed if line.startswith("- ")]) >= 2, opening[:600]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda path: path.stem)
+def test_every_chapter_ends_with_what_the_learner_has_now_and_the_next_step(path) -> None:
+    markdown = _markdown(path)
+    closings = [number for number, source in enumerate(markdown) if "## What you have now" in source]
+    exercises = [number for number, source in enumerate(markdown) if source.startswith("### Exercise")]
+    assert closings and closings[-1] > max(exercises, default=-1), "no 'What you have now' after the exercises"
+    closing = "\n".join(markdown[closings[-1] :])
+    if path == CHAPTERS[-1]:
+        assert "## The course, end to end" in closing and "Where to go next" in closing, closing[-600:]
+    else:
+        following = CHAPTERS[CHAPTERS.index(path) + 1].name[:2]
+        assert f"chapter {following}" in closing.lower(), f"the closing does not point to chapter {following}"
