@@ -1,0 +1,94 @@
+"""The prose's claims, held against the committed outputs: a sentence an output contradicts fails here.
+
+Each test reads a committed notebook (no kernel), takes the numbers or verdicts a cell printed and
+checks the sentence that speaks of them, so a refresh that changes an outcome fails until the
+prose is rewritten from the new outputs.
+"""
+
+from __future__ import annotations
+
+import re
+
+import nbformat
+
+from helpers.course.runner import find_chapters, notebooks_dir
+
+CHAPTERS = {path.stem[:2]: path for path in find_chapters(notebooks_dir())}
+
+
+def _notebook(chapter: str) -> nbformat.NotebookNode:
+    return nbformat.read(CHAPTERS[chapter], as_version=4)
+
+
+def printed(chapter: str, snippet: str) -> str:
+    """What the one code cell whose source holds ``snippet`` printed or returned, as text."""
+    cells = [cell for cell in _notebook(chapter).cells if cell.cell_type == "code" and snippet in cell.source]
+    assert len(cells) == 1, f"{len(cells)} cells of chapter {chapter} hold {snippet!r}"
+    texts = []
+    for output in cells[0].outputs:
+        if output.output_type == "stream" and output.name == "stdout":
+            texts.append(output.text)
+        elif output.output_type in {"execute_result", "display_data"}:
+            texts.append(output.data.get("text/plain", ""))
+    return "".join(texts)
+
+
+def prose(chapter: str, snippet: str) -> str:
+    """The one markdown cell of a chapter that holds ``snippet``."""
+    cells = [
+        cell.source for cell in _notebook(chapter).cells if cell.cell_type == "markdown" and snippet in cell.source
+    ]
+    assert len(cells) == 1, f"{len(cells)} markdown cells of chapter {chapter} hold {snippet!r}"
+    return cells[0]
+
+
+def number(pattern: str, text: str) -> float:
+    match = re.search(pattern, text)
+    assert match, f"{pattern!r} not in {text!r}"
+    return float(match.group(1))
+
+
+def test_02_the_summary_gives_the_best_linear_models_rmse_and_the_median_ride():
+    summary = prose("02", "## Summary")
+    best = printed("02", "best linear model:")
+    assert re.search(r"best linear model: (\w+)", best).group(1) in summary
+    rmse = number(r"validation RMSE (\d+\.\d+) min", best)
+    assert f"about {rmse:.1f} minutes" in summary, (rmse, summary)
+    median = number(r"50%\s+(\d+\.\d+)", printed("02", "df_jan = features.add_duration"))
+    assert f"median lasts {median:.1f} minutes" in summary, (median, summary)
+
+
+def test_02_the_saved_model_is_where_the_closing_says():
+    saved = re.search(r"saved to (\S+);", printed("02", "model_path = training.save_model")).group(1)
+    assert f"(`{saved}`)" in prose("02", "## What you have now")
+
+
+def test_03_the_searched_xgboost_beats_the_linear_models_as_the_closing_says():
+    assert "better than chapter 02's linear models" in prose("03", "## What you have now")
+    last = printed("03", 'print(f"linear RMSE')
+    linear, boosted = number(r"linear RMSE (\d+\.\d+)", last), number(r"XGBoost RMSE (\d+\.\d+)", last)
+    assert boosted < linear, last
+
+
+def test_03_the_categories_fit_in_a_fraction_of_the_one_hot_time():
+    assert "in a fraction of the time" in prose("03", "Same rides, same target")
+    table = printed("03", 'pd.DataFrame(rows).set_index("encoding")')
+    one_hot = re.search(r"one-hot PU_DO\s+(\d+)\s+(\d+\.\d+)", table)
+    categories = re.search(r"zones as categories\s+(\d+)\s+(\d+\.\d+)", table)
+    assert int(one_hot.group(1)) > 1000 and int(categories.group(1)) == 3, table
+    assert float(categories.group(2)) < float(one_hot.group(2)) / 2, table
+
+
+def test_04_the_hand_logged_ridge_is_no_candidate_though_it_beat_linear_regression():
+    assert "`ridge-by-hand` run is not among them" in prose("04", "ridge-by-hand")
+    candidates = printed("04", "registry.candidate_runs(top=3)")
+    assert "ridge-by-hand" not in candidates and "linear-regression" in candidates, candidates
+    compared = printed("03", "runs.loc[~is_trial")
+    ridge = number(r"ridge-by-hand\s+Ridge\s+(\d+\.\d+)", compared)
+    linear = number(r"linear-regression\s+LinearRegression\s+(\d+\.\d+)", compared)
+    assert ridge < linear, compared
+
+
+def test_08_the_chapters_server_ran_on_the_port_the_closing_names():
+    assert "listened on port 5001" in prose("08", "Stop the three servers")
+    assert "tracking server: http://127.0.0.1:5001" in printed("08", "team = team_server.start_team_server()")
