@@ -19,7 +19,7 @@ CASES = {
     "01.maturity": dict(right=0, wrong=3, context={}),
     "02.n_pairs": dict(right=3, wrong=4, context={"vectorizer": VECTORIZER}),
     "03.l1_param": dict(right="reg_alpha", wrong="reg_lambda", context={}),
-    "04.alias": dict(right="Champion", wrong="challenger", context={}),
+    "04.version_served": dict(right=3, wrong=4, context={}),
     "05.auto_month": dict(right="2024-04", wrong="2024-05", context={}),
     "06.mode": dict(right="batch", wrong="streaming", context={}),
     "08.delete_status": dict(right=403, wrong=401, context={}),

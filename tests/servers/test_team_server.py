@@ -135,6 +135,14 @@ def test_the_reviewer_may_read_but_her_write_gets_403(team, login, experiment_id
     assert "Permission denied" in str(error.value)
 
 
+def test_edit_does_not_delete_an_experiment_as_chapter_08s_exercise_answers(team, login, experiment_id):
+    client = login(*SCIENTIST)
+    with pytest.raises(MlflowException, match="403"):
+        client.delete_experiment(experiment_id)
+    assert check("08.delete_status", 403).status == CORRECT
+    assert client.get_experiment(experiment_id).lifecycle_stage == "active"
+
+
 def test_a_model_logged_by_the_data_scientist_lands_in_the_bucket_and_loads_by_alias(team, login, experiment_id):
     login(*SCIENTIST)
     X = pd.DataFrame({"trip_distance": np.arange(10.0)})

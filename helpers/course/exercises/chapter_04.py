@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from helpers.course.exercise import Exercise
+from helpers.course.exercise import Exercise, number
 from helpers.course.feedback import Feedback, right, wrong
 from helpers.course.isolation import isolated_tracking, raised
 
@@ -91,15 +91,18 @@ EXERCISES: dict[str, Exercise] = {
         "    return version",
         verify=verify_register_champion,
     ),
-    "04.alias": Exercise(
-        question="Which alias does the web service load, models:/nyc-taxi-duration@...?",
-        expected="champion",
-        hint="Two aliases are in play; the server loads the one that has won.",
-        solution='answer = "champion"',
+    "04.version_served": Exercise(
+        question="Version 3 of nyc-taxi-duration is the champion. You register version 4, which beats it "
+        "on the test month, and set the alias challenger on it. Which version does "
+        "models:/nyc-taxi-duration@champion load now?",
+        expected=3,
+        hint="An alias names one version until someone moves it; registering and tagging a challenger moves nothing.",
+        solution="answer = 3",
         hints=(
             (
-                lambda a: str(a).strip().lower() == "challenger",
-                "The challenger has not won yet; servers load the winner.",
+                lambda a: number(a) == 4,
+                "Winning on the test month is the case for promoting version 4, not the promotion itself: "
+                "the champion alias moves only when it is set on 4.",
             ),
         ),
     ),

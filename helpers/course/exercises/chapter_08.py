@@ -63,14 +63,14 @@ EXERCISES: dict[str, Exercise] = {
         verify=lambda grant, server: verify_review_grant(grant, server, EXERCISES["08.grant"].hint),
     ),
     "08.delete_status": Exercise(
-        question="The reviewer, logged in with READ, tries to delete the data scientist's experiment. "
+        question="Ada has EDIT on her experiment (the admin created it) and tries to delete it. "
         "Which HTTP status does the server answer?",
         expected=403,
-        hint="The server knows who he is, and refuses: that is the 4xx for 'forbidden'.",
+        hint="Each permission allows more than the one before it: READ, EDIT, MANAGE. Which one deletes?",
         solution="answer = 403",
         hints=(
-            (lambda a: number(a) == 401, "401 means the server does not know who you are; he logged in."),
-            (lambda a: number(a) == 200, "READ lets him look, not delete."),
+            (lambda a: number(a) == 401, "401 means the server does not know who you are; she logged in."),
+            (lambda a: number(a) == 200, "EDIT lets her log runs and tags; deleting the experiment needs MANAGE."),
         ),
     ),
 }
