@@ -2,12 +2,15 @@
 
 The course works with aliases: ``champion`` is what serves, ``challenger`` is what wants to.
 A challenger becomes champion only when it is better on the test month; the champion it
-replaces keeps the alias ``previous-champion`` so one call rolls back.
+replaces keeps the alias ``previous-champion`` so one call rolls back. A version's run also holds
+its *recipe* (model family and parameters), which retraining copies onto newer data.
 """
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -15,8 +18,9 @@ from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from sklearn.base import clone
+from sklearn.base import RegressorMixin, clone
 from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.pipeline import Pipeline
 
 from helpers.core import data, features
 from helpers.core.tlc import trip_filename
@@ -29,7 +33,7 @@ from helpers.ml.tracking import (
     train_and_log,
     use_experiment,
 )
-from helpers.ml.training import rmse
+from helpers.ml.training import LINEAR_MODELS, rmse
 
 MODEL_NAME = "nyc-taxi-duration"
 CHAMPION = "champion"
@@ -41,6 +45,9 @@ VALIDATION_DATA = trip_filename("green", 2021, 2)
 PROVISIONED_MODELS = (LinearRegression(), Ridge(alpha=1.0))
 # The hyperparameters that tell the course's models apart, for :func:`lineage`.
 KEY_PARAMS = ("estimator", "alpha", "fit_intercept", "n_estimators", *boosting.SEARCHED_PARAMS)
+# Tags a retrained run and its version carry: the version and run whose recipe it copied.
+RECIPE_VERSION_TAG = "recipe_version"
+RECIPE_RUN_TAG = "recipe_run_id"
 
 
 def champion_uri(name: str = MODEL_NAME) -> str:
@@ -90,6 +97,9 @@ def register_run(run: Run, name: str = MODEL_NAME) -> ModelVersion:
     )
     client.set_model_version_tag(name, version.version, "estimator", estimator)
     client.set_model_version_tag(name, version.version, "val_rmse", f"{run.data.metrics['rmse']:.4f}")
+    for tag in (RECIPE_VERSION_TAG, RECIPE_RUN_TAG):
+        if tag in run.data.tags:  # a retrained run: its version says whose recipe it copied
+            client.set_model_version_tag(name, version.version, tag, run.data.tags[tag])
     return client.get_model_version(name, version.version)
 
 
@@ -211,6 +221,77 @@ def lineage(version: ModelVersion, params: tuple[str, ...] = KEY_PARAMS) -> dict
         "data_source": run.data.tags.get("data_source"),
         "git_commit": run.data.tags.get("git_commit"),
     }
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a registered version's model was made, read back from its run: the model family and
+    the parameters its training logged, so the same model can be trained on other data."""
+
+    version: str
+    run_id: str
+    estimator: str
+    params: dict[str, Any]
+
+    def model(self) -> RegressorMixin | Pipeline:
+        """A fresh, unfitted model of the same family with the same parameters, for
+        :func:`helpers.ml.tracking.train_and_log`.
+
+        XGBoost is the zone-categorical pipeline of :mod:`helpers.ml.boosting` with the searched
+        parameters and its number of rounds; a linear model gets every parameter its run logged.
+        """
+        if self.estimator == "XGBRegressor":
+            return boosting.make_pipeline(self.params, int(self.params["n_estimators"]))
+        return clone(LINEAR_MODELS[self.estimator]).set_params(**self.params)
+
+    def tags(self) -> dict[str, str]:
+        """What a run trained from this recipe is tagged with (and its version, by :func:`register_run`)."""
+        return {RECIPE_VERSION_TAG: self.version, RECIPE_RUN_TAG: self.run_id}
+
+
+def _logged_value(text: str) -> Any:
+    # MLflow keeps parameters as text: "0.064" -> 0.064, "True" -> True, "None" -> None, "auto" stays.
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def recipe(version: ModelVersion) -> Recipe:
+    """The recipe of a registered version, from the parameters its run logged.
+
+    Raises:
+        ValueError: the run names no model family, or one retraining cannot rebuild.
+    """
+    run = MlflowClient().get_run(version.run_id)
+    estimator = run.data.params.get("estimator")
+    families = ("XGBRegressor", *LINEAR_MODELS)
+    if estimator not in families:
+        raise ValueError(
+            f"{version.name} v{version.version}'s run {version.run_id} logged the estimator {estimator!r}; "
+            f"retraining can rebuild only {', '.join(families)}"
+        )
+    if estimator == "XGBRegressor":
+        wanted = ("n_estimators", *boosting.SEARCHED_PARAMS)
+    else:
+        wanted = tuple(LINEAR_MODELS[estimator].get_params())
+    params = {key: _logged_value(run.data.params[key]) for key in wanted if key in run.data.params}
+    return Recipe(str(version.version), version.run_id, estimator, params)
+
+
+def champion_recipe(name: str = MODEL_NAME) -> Recipe:
+    """The champion's recipe: what retraining trains on newer data.
+
+    Raises:
+        LookupError: when no version holds the ``champion`` alias.
+    """
+    champion = version_by_alias(CHAMPION, name)
+    if champion is None:
+        raise LookupError(
+            f"no version of {name!r} has the alias {CHAMPION!r}, so there is no recipe to retrain; "
+            "register one first (registry.ensure_champion)"
+        )
+    return recipe(champion)
 
 
 def _context(dataset_input) -> str:

@@ -3,9 +3,10 @@
 When a Mage server for this checkout's project answers at ``WORKBOOK_MAGE_URL`` (by default where
 ``make mage`` listens), :func:`retrain` fires its ``retrain_api`` trigger and follows the run, so the
 retraining is recorded with every other run of the orchestrator. Otherwise it runs the same
-``helpers.orchestrate.pipelines`` steps in this process. Either way the result is a new registered
-version with the ``challenger`` alias, which :func:`helpers.orchestrate.pipelines.promote_challenger`
-then compares with the champion.
+``helpers.orchestrate.pipelines`` steps in this process. Either way it trains the champion's recipe
+(its model family and parameters) on the newer month, and the result is a new registered version
+with the ``challenger`` alias, which :func:`helpers.orchestrate.pipelines.promote_challenger` then
+compares with the champion.
 """
 
 from __future__ import annotations
@@ -26,14 +27,16 @@ class RetrainingFailedError(RuntimeError):
 
 @dataclass(frozen=True)
 class Retrained:
-    """What a retraining produced, and how it ran (``"mage"`` or ``"helpers"``); a Mage run also
-    leaves its id and each block's status, so the caller can show the run the orchestrator recorded."""
+    """What a retraining produced, how it ran (``"mage"`` or ``"helpers"``) and whose recipe it
+    copied (``recipe_version``, the champion then); a Mage run also leaves its id and each block's
+    status, so the caller can show the run the orchestrator recorded."""
 
     version: str
     via: str
     train_month: str
     validation_month: str
     detail: str
+    recipe_version: str | None = None
     run_id: int | None = None
     blocks: dict[str, str] = field(default_factory=dict)
 
@@ -82,6 +85,7 @@ def retrain(
             "mage",
             **months,
             detail=f"Mage run {run_id} at {client.url}",
+            recipe_version=version.tags.get(registry.RECIPE_VERSION_TAG),
             run_id=run_id,
             blocks=client.block_statuses(run_id),
         )
@@ -90,5 +94,7 @@ def retrain(
         registered["version"],
         "helpers",
         **months,
-        detail=f"{registered['model']}, validation RMSE {registered['rmse']:.3f}",
+        detail=f"{registered['model']} with v{registered['recipe_version']}'s recipe, "
+        f"validation RMSE {registered['rmse']:.3f}",
+        recipe_version=registered["recipe_version"],
     )

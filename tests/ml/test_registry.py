@@ -142,3 +142,45 @@ def test_a_champion_loads_by_alias_uri(runs, months):
     _alias("by-alias", registry.CHAMPION, version)
     model = mlflow.pyfunc.load_model(registry.champion_uri("by-alias"))
     assert len(model.predict(tracking.model_input(months[2]))) == len(months[2])
+
+
+# --- Recipes: what retraining copies -------------------------------------------------------------
+
+
+def _champion_of(name, model, months):
+    df_train, df_val, _ = months
+    tracking.use_experiment("registry-tests")
+    result = tracking.train_and_log(model, df_train, df_val, train_source="a", val_source="b", data_source="twin")
+    (version,) = _register(name, MlflowClient().get_run(result.run_id))
+    _alias(name, registry.CHAMPION, version)
+    return version, result.run_id
+
+
+def test_a_linear_champions_recipe_rebuilds_its_family_with_its_parameters(store, months):
+    version, run_id = _champion_of("recipe-lasso", Lasso(alpha=0.05, max_iter=500), months)
+    recipe = registry.champion_recipe("recipe-lasso")
+    assert (recipe.version, recipe.run_id, recipe.estimator) == (version, run_id, "Lasso")
+    model = recipe.model()
+    assert type(model) is Lasso and model.get_params() == Lasso(alpha=0.05, max_iter=500).get_params()
+    assert recipe.tags() == {registry.RECIPE_VERSION_TAG: version, registry.RECIPE_RUN_TAG: run_id}
+
+
+def test_an_xgboost_champions_recipe_is_the_categorical_pipeline_with_its_search_and_rounds(store, months):
+    from helpers.ml import boosting
+
+    searched = {"max_depth": 3, "learning_rate": 0.2, "min_child_weight": 4.5, "reg_alpha": 0.01, "reg_lambda": 2.0}
+    _champion_of("recipe-xgb", boosting.make_pipeline(searched, 7), months)
+    recipe = registry.champion_recipe("recipe-xgb")
+    assert recipe.estimator == "XGBRegressor" and recipe.params == {"n_estimators": 7, **searched}
+    rebuilt, original = recipe.model()["model"].get_params(), boosting.make_pipeline(searched, 7)["model"].get_params()
+    assert rebuilt == original
+
+
+def test_a_recipe_needs_a_champion_of_a_family_retraining_knows(store, months):
+    from sklearn.dummy import DummyRegressor
+
+    with pytest.raises(LookupError, match="no recipe to retrain"):
+        registry.champion_recipe("recipe-none")
+    _champion_of("recipe-dummy", DummyRegressor(), months)
+    with pytest.raises(ValueError, match="'DummyRegressor'; retraining can rebuild only XGBRegressor"):
+        registry.champion_recipe("recipe-dummy")

@@ -8,10 +8,13 @@ import time
 
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
+from sklearn.linear_model import Ridge
 
 from helpers.core import config
 from helpers.core.features import prepare
 from helpers.core.tlc import trip_filename
+from helpers.ml import registry, tracking
 from helpers.orchestrate import pipelines
 from tests.support import synthetic_month
 
@@ -102,6 +105,31 @@ def test_the_data_checks_say_what_broke(raw, break_it, words):
     sets = pipelines.build_sets(prepare(raw))
     with pytest.raises(AssertionError, match=words):
         pipelines.check_sets(break_it(sets), min_rows=100)
+
+
+def test_retraining_trains_the_champions_family_with_its_parameters_and_says_so(store, months, raw):
+    df_train, df_val, _ = months
+    tracking.use_experiment()
+    champion_run = tracking.train_and_log(
+        Ridge(alpha=3.5), df_train, df_val, train_source="a", val_source="b", data_source="twin"
+    ).run_id
+    champion = registry.register_run(MlflowClient().get_run(champion_run))
+    MlflowClient().set_registered_model_alias(registry.MODEL_NAME, registry.CHAMPION, champion.version)
+    sets = pipelines.build_sets(prepare(raw))
+
+    trained = pipelines.train_champion_recipe(sets, pipelines.RunSettings.from_variables({"train_month": "2021-01"}))
+    registered = pipelines.register_challenger(trained)
+
+    run = MlflowClient().get_run(trained["run_id"])
+    assert (run.info.run_name, run.data.params["estimator"], run.data.params["alpha"]) == (
+        "retrain-Ridge",
+        "Ridge",
+        "3.5",
+    )
+    assert run.data.tags[registry.RECIPE_RUN_TAG] == champion_run
+    version = MlflowClient().get_model_version(registry.MODEL_NAME, registered["version"])
+    assert version.tags[registry.RECIPE_VERSION_TAG] == registered["recipe_version"] == str(champion.version)
+    assert str(registry.version_by_alias(registry.CHALLENGER).version) == registered["version"]
 
 
 def test_the_sensor_waits_for_the_month_file_and_sees_it_land(tmp_path):
