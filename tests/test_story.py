@@ -98,16 +98,22 @@ WORDS = {"One": 1, "Two": 2, "Three": 3, "Four": 4, "Five": 5, "Six": 6, "seven"
 
 
 def _judged_table() -> dict[str, dict[str, str]]:
-    """07's table of the old champion and the retrained version on the judge month, by row label."""
+    """07's table of the old champion and the retrained version on the judge month, by row label;
+    pandas wraps a wide frame into blocks of columns (a header ending in a backslash), joined here."""
     table = printed("07", "old, new = judged(champion.version), judged(retrained.version)")
-    header, *rows = table.strip().splitlines()
-    names = header.split()
-    parsed = {}
-    for row in rows:
-        label = re.match(r"\d+\s+(v\d+ \([^)]*\))\s+", row)
-        values = row[label.end() :].split()
-        parsed[label.group(1)] = dict(zip(names[1:], values, strict=True))
-    return parsed
+    rows: dict[str, dict[str, str]] = {}
+    for block in re.split(r"\n\s*\n", table.strip()):
+        header, *lines = block.splitlines()
+        names = header.rstrip(" \\").split()
+        for line in lines:
+            index, rest = line.rstrip(" \\").split(maxsplit=1)
+            label = re.match(r"(v\d+ \([^)]*\))\s+", rest)
+            values = (rest[label.end() :] if label else rest).split()
+            row = rows.setdefault(index, {})
+            row.update(zip(names[1:] if label else names, values, strict=True))
+            if label:
+                row["model"] = label.group(1)
+    return {row["model"]: row for row in rows.values()}
 
 
 def test_07_the_drifted_months_column_count_is_the_one_the_prose_gives():

@@ -36,7 +36,7 @@ ALLOWED_CELL_METADATA = {"tags", "executed_source"}
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 # Absolute paths of a machine: temporary folders, homes, the checkout itself.
 _MACHINE_PATH = re.compile(
-    r"(?<![\w.~<>/-])/(?:tmp|var/folders|private|root|home|Users|work|opt|srv|mnt)/[^\s'\"`<>)\]]*"
+    r"(?<![\w.~<>/-])/(?:tmp|var/folders|private|root|home|Users|work|opt|srv|mnt|usr)/[^\s'\"`<>)\]]*"
 )
 _ANSI = re.compile(r"\x1b\[")
 _WARNING = re.compile(r"\b[A-Z]\w*Warning\b|\bWARNING\b|\bwarnings\.warn\b")
