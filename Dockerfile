@@ -1,6 +1,6 @@
-# Chapter 06's web service: gunicorn serving the model named by MODEL_URI. The container reads a
+# Chapter 07's web service: gunicorn serving the model named by MODEL_URI. The container reads a
 # registered model from a tracking server that proxies its artifacts (`mlflow server
-# --serve-artifacts`, as chapter 08's team server runs), or a pickled model from a mounted folder:
+# --serve-artifacts`, as chapter 09's team server runs), or a pickled model from a mounted folder:
 # the file:// artifacts of a local store (chapters 02-04's mlflow.db) are out of its reach.
 #   docker build -t ride-duration .
 # Linux and Codespaces: the host's network, so the container reaches a server on the host's

@@ -46,7 +46,7 @@ LAB_IP ?= 127.0.0.1
 LAB_PORT ?= 8888
 # Jupyter refuses to start as root (a container's or CI machine's default user) unless told to.
 LAB_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
-# Chapter 08's team tracking server (make mlflow-team); its data lives in team-server/.
+# Chapter 09's team tracking server (make mlflow-team); its data lives in team-server/.
 TEAM_PORT ?= $(or $(WORKBOOK_TEAM_PORT),5001)
 
 # The browser tests' screenshots that the README shows, copied into docs/screenshots/ by `make screenshots`.

@@ -1,4 +1,4 @@
-"""What packaging chapter 06's service costs: the Pipenv environment and the Docker image.
+"""What packaging chapter 07's service costs: the Pipenv environment and the Docker image.
 
 Measures, on this machine:
 - ``pipenv install --deploy`` of the service's lock into a new folder (cold: every package

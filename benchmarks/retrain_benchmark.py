@@ -1,4 +1,4 @@
-"""Does retraining pay on the twin? Chapter 07's story, measured end to end through the course's code.
+"""Does retraining pay on the twin? Chapter 08's story, measured end to end through the course's code.
 
 For each mode (default, and quick as ``WORKBOOK_QUICK=1`` runs it), on a fresh store:
 1. the champion as chapters 03-04 make it: the hyperopt search over the categorical XGBoost on

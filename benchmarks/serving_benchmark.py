@@ -1,4 +1,4 @@
-"""Throughput and latency of chapter 06's service (gunicorn) against ``mlflow models serve``.
+"""Throughput and latency of chapter 07's service (gunicorn) against ``mlflow models serve``.
 
 Both serve the same registered champion (trained on the offline twin in a temporary store) on
 loopback, and one load generator sends single-ride predictions to both, with ``--clients``

@@ -10,7 +10,7 @@ set -euo pipefail
 sudo apt-get update
 sudo apt-get install -y python3 python3-venv python3-pip make git
 
-# Docker for chapter 06's image, as Ubuntu packages it: the engine, BuildKit (buildx, which the
+# Docker for chapter 07's image, as Ubuntu packages it: the engine, BuildKit (buildx, which the
 # Dockerfile's build secret needs), Compose v2 (`docker compose`), and this user in the docker
 # group, so docker runs without sudo from the next login on.
 sudo apt-get install -y docker.io docker-buildx docker-compose-v2

@@ -288,7 +288,7 @@ BAD_REQUESTS = [
 
 
 def written_file(chapter: str, filename: str) -> str:
-    """The body of the ``%%writefile .../<filename>`` cell of chapter ``chapter`` (e.g. ``"06"``).
+    """The body of the ``%%writefile .../<filename>`` cell of chapter ``chapter`` (e.g. ``"07"``).
 
     Raises:
         LookupError: the chapter has no such cell.

@@ -204,8 +204,8 @@ def test_the_table_check_sees_a_missing_row_a_module_left_out_and_a_test_that_do
 
 
 def test_notebook_imports_name_modules_by_the_module_a_name_comes_from():
-    imports = notebook_imports(find_chapters(notebooks_dir())[5])  # 06: %%writefile cells, ! and % lines
-    assert {"core.config", "core.features", "ml.training", "serve.batch", "servers.spark_session"} <= imports
+    imports = notebook_imports(find_chapters(notebooks_dir())[6])  # 07: %%writefile cells, ! and % lines
+    assert {"core.config", "ml.models", "serve.service_process", "serve.serving", "serve.streaming"} <= imports
     assert {"core", "ml"}.isdisjoint(imports)
 
 

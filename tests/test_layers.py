@@ -115,11 +115,14 @@ def _notebook_code(path: Path) -> str:
     cells = json.loads(path.read_text())["cells"]
     lines = []
     for cell in cells:
-        if cell["cell_type"] == "code":
+        source = "".join(cell["source"])
+        # A cell that writes a file other than Python (07's Dockerfile) holds no Python to read.
+        writes_other = source.startswith("%%") and not source.split("\n", 1)[0].rstrip().endswith(".py")
+        if cell["cell_type"] == "code" and not writes_other:
             # Shell and magic lines are not Python: each becomes a `pass` where it stands.
             lines += [
                 line if not line.lstrip().startswith(("!", "%")) else line[: len(line) - len(line.lstrip())] + "pass"
-                for line in "".join(cell["source"]).splitlines()
+                for line in source.splitlines()
             ]
     return "\n".join(lines)
 

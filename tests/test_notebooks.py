@@ -110,7 +110,7 @@ def _stream_text(path) -> str:
 
 
 def test_committed_notebooks_are_one_in_order_run_on_one_store():
-    # Chapters committed from stores of their own would each number their versions from 1. Chapter 08
+    # Chapters committed from stores of their own would each number their versions from 1. Chapter 09
     # registers on a server of its own, so only the course's model counts.
     registered = [
         int(n)
@@ -284,9 +284,16 @@ def test_chapter_05_runs_the_pipelines_and_the_server_end_to_end(executed, chapt
 
 
 @chapter("06")
-def test_chapter_06_scores_serves_and_streams(executed):
+def test_chapter_06_scores_the_month_in_batch(executed):
     text = executed["06"].key_result
     assert _number(r"batch: (\d+) rides", text.replace(",", "")) > 60_000
+    assert 4 < _number(r"RMSE (\d+\.\d+)", text) < 12
+    assert text.endswith("pandas and Spark agree: True")
+
+
+@chapter("07")
+def test_chapter_07_serves_and_streams(executed):
+    text = executed["07"].key_result
     assert 1 <= _number(r"service: (\d+\.\d+) min", text) <= 120
     assert "as helpers.serve.serving: True" in text
     assert _number(r"stream: (\d+) events", text) == 3
@@ -313,14 +320,15 @@ def _output_finder(path) -> Callable[..., str]:
     return output_of
 
 
-@chapter("06")
-def test_chapter_06_writes_its_flask_apps_and_lambda_and_runs_them(executed):
-    output_of = _output_finder(executed["06"].output_path)
+@chapter("07")
+def test_chapter_07_writes_its_flask_apps_dockerfile_and_lambda_and_runs_them(executed):
+    output_of = _output_finder(executed["07"].output_path)
 
     written = {
         "ping.py": ("Flask(", "@app.route"),
         "predict.py": ("mlflow.pyfunc.load_model", "def prepare_features"),
         "lambda_function.py": ("base64.b64decode", "def lambda_handler"),
+        "Dockerfile": ("FROM ${BASE_IMAGE}", "pipenv install --system --deploy"),
     }
     for name, needles in written.items():
         assert re.match(r"(Writing|Overwriting) .*" + name, output_of(f"%%writefile {{work}}/{name}", *needles))
@@ -330,18 +338,18 @@ def test_chapter_06_writes_its_flask_apps_and_lambda_and_runs_them(executed):
     assert "'ride_duration'" in output_of("%run {work}/lambda_function.py")
 
 
-@chapter("06")
-def test_chapter_06_in_quick_mode_leaves_packaging_to_the_committed_run(executed):
-    output_of = _output_finder(executed["06"].output_path)
+@chapter("07")
+def test_chapter_07_in_quick_mode_leaves_packaging_to_the_committed_run(executed):
+    output_of = _output_finder(executed["07"].output_path)
 
     assert output_of("pipenv_ready =").startswith("Quick mode (WORKBOOK_QUICK=1): pipenv installs nothing")
     assert output_of("docker_problem =").strip() == "Quick mode (WORKBOOK_QUICK=1): no image."
     assert output_of("python=service_python") == output_of("container_same =") == ""
 
 
-def test_the_committed_chapter_06_serves_from_its_pipenv_environment_and_its_docker_image():
+def test_the_committed_chapter_07_serves_from_its_pipenv_environment_and_its_docker_image():
     # The learner's first run replays it in the default mode and compares the two answers' lines.
-    output_of = _output_finder(config.REPO_ROOT / "notebooks" / "06_deployment.ipynb")
+    output_of = _output_finder(config.REPO_ROOT / "notebooks" / "07_online_deployment.ipynb")
 
     # --quiet: a working install prints nothing; the environment it made serves below.
     assert output_of("pipenv install --deploy") == ""
@@ -387,15 +395,15 @@ def test_chapter_06_scores_the_month_on_spark_as_pandas_does_and_leaves_no_jvm(e
     assert _jvms_under(stores["06"]) == [], "a Spark JVM outlived chapter 06's kernel"
 
 
-@chapter("07")
-def test_chapter_07_detects_alerts_retrains_and_compares(executed, chapter_store):
-    text = executed["07"].key_result
+@chapter("08")
+def test_chapter_08_detects_alerts_retrains_and_compares(executed, chapter_store):
+    text = executed["08"].key_result
     assert re.search(r"2021-03: 0/7 days with prediction drift", text), text
     assert _number(r"2023-01: prediction drift (\d+\.\d+)", text) >= 0.1
     assert _number(r"alert: (\d+) rules", text) >= 1
     before, after = (float(x) for x in re.search(r"RMSE (\d+\.\d+) -> (\d+\.\d+) \(promoted\)", text).groups())
     assert after < before
-    chapter_store("07")
+    chapter_store("08")
     from helpers.monitor import metrics_store
 
     stored = metrics_store.MetricsStore().load()
@@ -403,18 +411,18 @@ def test_chapter_07_detects_alerts_retrains_and_compares(executed, chapter_store
     assert (config.build_dir() / "monitoring" / "green" / "2023-01.html").stat().st_size > 1_000_000
 
 
-@chapter("08")
-def test_chapter_08_refuses_strangers_and_reviewers_and_serves_the_model_from_s3(executed):
-    text = executed["08"].key_result
+@chapter("09")
+def test_chapter_09_refuses_strangers_and_reviewers_and_serves_the_model_from_s3(executed):
+    text = executed["09"].key_result
     assert text.startswith("team server: anonymous 401, reviewer write 403; ride-time-duration v1 loaded by alias")
     assert _number(r"(\d+) files in s3://mlflow-artifacts", text) >= 5
 
 
-@chapter("08")
-def test_chapter_08_prints_none_of_the_team_servers_secrets(executed, stores):
-    assert executed["08"].ok
-    secrets = json.loads((stores["08"] / "team-server" / "credentials.json").read_text())
-    outputs = executed["08"].output_path.read_text()
+@chapter("09")
+def test_chapter_09_prints_none_of_the_team_servers_secrets(executed, stores):
+    assert executed["09"].ok
+    secrets = json.loads((stores["09"] / "team-server" / "credentials.json").read_text())
+    outputs = executed["09"].output_path.read_text()
     assert [name for name, value in secrets.items() if value in outputs] == []
 
 

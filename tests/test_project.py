@@ -174,7 +174,7 @@ def test_devcontainer_forwards_and_labels_the_course_ports(devcontainer: dict) -
     assert labels == {
         "8888": "JupyterLab",
         "5000": "MLflow UI",
-        "5001": "Team MLflow server (chapter 08)",
+        "5001": "Team MLflow server (chapter 09)",
         "9696": "Web service",
         "6789": "Orchestrator UI (Mage)",
     }

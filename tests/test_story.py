@@ -89,18 +89,18 @@ def test_04_the_hand_logged_ridge_is_no_candidate_though_it_beat_linear_regressi
     assert ridge < linear, compared
 
 
-def test_08_the_chapters_server_ran_on_the_port_the_closing_names():
-    assert "listened on port 5001" in prose("08", "Stop the three servers")
-    assert "tracking server: http://127.0.0.1:5001" in printed("08", "team = team_server.start_team_server()")
+def test_09_the_chapters_server_ran_on_the_port_the_closing_names():
+    assert "listened on port 5001" in prose("09", "Stop the three servers")
+    assert "tracking server: http://127.0.0.1:5001" in printed("09", "team = team_server.start_team_server()")
 
 
 WORDS = {"One": 1, "Two": 2, "Three": 3, "Four": 4, "Five": 5, "Six": 6, "seven": 7}
 
 
 def _judged_table() -> dict[str, dict[str, str]]:
-    """07's table of the old champion and the retrained version on the judge month, by row label;
+    """08's table of the old champion and the retrained version on the judge month, by row label;
     pandas wraps a wide frame into blocks of columns (a header ending in a backslash), joined here."""
-    table = printed("07", "old, new = judged(champion.version), judged(retrained.version)")
+    table = printed("08", "old, new = judged(champion.version), judged(retrained.version)")
     rows: dict[str, dict[str, str]] = {}
     for block in re.split(r"\n\s*\n", table.strip()):
         header, *lines = block.splitlines()
@@ -116,35 +116,35 @@ def _judged_table() -> dict[str, dict[str, str]]:
     return {row["model"]: row for row in rows.values()}
 
 
-def test_07_the_drifted_months_column_count_is_the_one_the_prose_gives():
+def test_08_the_drifted_months_column_count_is_the_one_the_prose_gives():
     drifted, total = (
         int(n)
-        for n in re.search(r"(\d+) of (\d+) columns drifted", printed("07", "drifted = drift.batch_metrics")).groups()
+        for n in re.search(r"(\d+) of (\d+) columns drifted", printed("08", "drifted = drift.batch_metrics")).groups()
     )
-    sentence = re.search(r"(\w+) of the (\w+) monitored columns drifted", prose("07", "monitored columns drifted"))
+    sentence = re.search(r"(\w+) of the (\w+) monitored columns drifted", prose("08", "monitored columns drifted"))
     assert (WORDS[sentence.group(1)], WORDS[sentence.group(2)]) == (drifted, total)
 
 
-def test_07_the_retrained_recipe_is_the_champions_and_the_decision_is_the_one_the_prose_tells():
-    champion = re.search(r"champion v(\d+);", printed("07", "champion = registry.ensure_champion()")).group(1)
-    retrain = printed("07", "retrained = retraining.retrain(retrain_month)")
+def test_08_the_retrained_recipe_is_the_champions_and_the_decision_is_the_one_the_prose_tells():
+    champion = re.search(r"champion v(\d+);", printed("08", "champion = registry.ensure_champion()")).group(1)
+    retrain = printed("08", "retrained = retraining.retrain(retrain_month)")
     assert f"with v{champion}'s recipe" in retrain, retrain
     promoted = re.search(r"^(promoted|not promoted):", retrain, re.MULTILINE).group(1) == "promoted"
-    told = "The retrained version won" in prose("07", "Does it fix the drift?")
-    closing = prose("07", "## What you have now")
+    told = "The retrained version won" in prose("08", "Does it fix the drift?")
+    closing = prose("08", "## What you have now")
     assert promoted == told == ("promoted because" in closing), (promoted, retrain)
     assert (
-        printed("07", 'retrained.via, retrained.validation_month, decision["promoted"]')
+        printed("08", 'retrained.via, retrained.validation_month, decision["promoted"]')
         .strip()
         .endswith(f"{promoted})")
     )
 
 
-def test_07_the_judged_numbers_are_the_ones_the_prose_quotes_and_the_winner_serves():
+def test_08_the_judged_numbers_are_the_ones_the_prose_quotes_and_the_winner_serves():
     rows = _judged_table()
     old = next(row for label, row in rows.items() if "champion before" in label)
     new = next(row for label, row in rows.items() if "retrained" in label)
-    text = prose("07", "Drift measures change, not error")
+    text = prose("08", "Drift measures change, not error")
     assert f"RMSE {float(new['rmse']):.2f} minutes against the old\nchampion's {float(old['rmse']):.2f}" in text
     assert f"MAE {float(new['mae']):.2f} against {float(old['mae']):.2f}" in text
     assert f"{float(new['prediction_drift']):.3f} against {float(old['prediction_drift']):.3f}" in text
@@ -152,7 +152,7 @@ def test_07_the_judged_numbers_are_the_ones_the_prose_quotes_and_the_winner_serv
     assert (new["serving"], old["serving"]) == ("True", "False")
 
 
-def test_04_and_07_speak_of_the_same_champion():
+def test_04_and_08_speak_of_the_same_champion():
     champion_04 = re.search(r"champion: version (\d+)", printed("04", "champion_rmse = registry.version_rmse")).group(1)
-    champion_07 = re.search(r"champion v(\d+);", printed("07", "champion = registry.ensure_champion()")).group(1)
-    assert champion_04 == champion_07
+    champion_08 = re.search(r"champion v(\d+);", printed("08", "champion = registry.ensure_champion()")).group(1)
+    assert champion_04 == champion_08

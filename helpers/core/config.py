@@ -48,7 +48,7 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             "WORKBOOK_MONITORING_DB",
             "`sqlite:///<repo>/monitoring.db`",
-            "where chapter 07 stores its metrics (a `postgresql+psycopg://` URL works too)",
+            "where chapter 08 stores its metrics (a `postgresql+psycopg://` URL works too)",
         ),
         Setting("WORKBOOK_DATA_DIR", "`<repo>/data`", "download cache of the TLC files (twin in `twin/`)"),
         Setting("WORKBOOK_OFFLINE", "unset", "`1`: never touch the network, use the offline twin"),
@@ -64,12 +64,12 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             "WORKBOOK_DOCKER",
             "the first `docker` on PATH that builds with BuildKit",
-            "the docker client chapter 06 builds and runs its image with",
+            "the docker client chapter 07 builds and runs its image with",
         ),
         Setting(
             "WORKBOOK_TEAM_DIR",
             "`<repo>/team-server`",
-            "chapter 08's team server data: PostgreSQL, S3 objects, generated credentials",
+            "chapter 09's team server data: PostgreSQL, S3 objects, generated credentials",
         ),
         Setting("WORKBOOK_TEAM_PORT", "`5001`", "the team server's port (`0`: any free port, as the tests use)"),
         Setting(
@@ -160,7 +160,7 @@ def screenshots_dir() -> Path:
 
 
 def team_dir() -> Path:
-    """Chapter 08's team server data: PostgreSQL, the object store, generated credentials
+    """Chapter 09's team server data: PostgreSQL, the object store, generated credentials
     (``WORKBOOK_TEAM_DIR``, default ``<repo>/team-server``)."""
     return _folder("WORKBOOK_TEAM_DIR", REPO_ROOT / "team-server")
 
@@ -184,7 +184,7 @@ def artifacts_dir(uri: str | None = None) -> Path:
 
 
 def monitoring_db_uri() -> str:
-    """SQLAlchemy URL of chapter 07's metrics store (``WORKBOOK_MONITORING_DB``, default SQLite file
+    """SQLAlchemy URL of chapter 08's metrics store (``WORKBOOK_MONITORING_DB``, default SQLite file
     at the repo root); a ``postgresql+psycopg://`` URL puts it in PostgreSQL, as the course does."""
     return _read("WORKBOOK_MONITORING_DB") or f"sqlite:///{REPO_ROOT / 'monitoring.db'}"
 
@@ -230,7 +230,7 @@ def chromium() -> str | None:
 
 
 def docker_client() -> str | None:
-    """The docker client chapter 06 uses (``WORKBOOK_DOCKER``), or None to find one on PATH."""
+    """The docker client chapter 07 uses (``WORKBOOK_DOCKER``), or None to find one on PATH."""
     return _read("WORKBOOK_DOCKER") or None
 
 

@@ -1,7 +1,7 @@
 """The course's features: trip duration in minutes, the 1-60 minute filter, PU_DO and distance.
 
-The same functions prepare a month for training (chapter 02), tracking (03), serving (06) and
-monitoring (07), so every stage sees the features built exactly one way.
+The same functions prepare a month for training (chapter 02), tracking (03), batch and online serving (06, 07)
+and monitoring (08), so every stage sees the features built exactly one way.
 """
 
 from __future__ import annotations

@@ -118,7 +118,7 @@ def _zone_structure(color: str) -> dict[str, np.ndarray]:
 def _trip_length(year: int, month: int) -> float:
     # From 2022 trips are shorter in step with the shorter real mean durations, so a model trained
     # on 2021 sees its inputs and predictions drift; 2021 keeps its distances (factor exactly 1),
-    # which keeps the months chapters 01-06 use as they were.
+    # which keeps the months chapters 01-07 use as they were.
     if year < 2022:
         return 1.0
     return _interpolate(_MEAN_DURATION, year, month) / _MEAN_DURATION[2021, 1]

@@ -25,6 +25,7 @@ from helpers.course.exercises import (
     chapter_06,
     chapter_07,
     chapter_08,
+    chapter_09,
 )
 from helpers.course.feedback import CORRECT, INCORRECT, NOT_ATTEMPTED, Feedback
 
@@ -32,7 +33,17 @@ __all__ = ["CORRECT", "EXERCISES", "INCORRECT", "NOT_ATTEMPTED", "Exercise", "Fe
 
 EXERCISES: dict[str, Exercise] = {
     exercise_id: exercise
-    for chapter in (chapter_01, chapter_02, chapter_03, chapter_04, chapter_05, chapter_06, chapter_07, chapter_08)
+    for chapter in (
+        chapter_01,
+        chapter_02,
+        chapter_03,
+        chapter_04,
+        chapter_05,
+        chapter_06,
+        chapter_07,
+        chapter_08,
+        chapter_09,
+    )
     for exercise_id, exercise in chapter.EXERCISES.items()
 }
 

@@ -301,7 +301,7 @@ def _context(dataset_input) -> str:
 def ensure_candidates(count: int = 2) -> list[Run]:
     """At least ``count`` candidate runs in the course experiment, training quick ones if needed.
 
-    A chapter opened on its own (04, 06, 07) calls this, so it never depends on an earlier one
+    A chapter opened on its own (04, 06-08) calls this, so it never depends on an earlier one
     having run: linear models on Jan/Feb 2021 take seconds.
     """
     use_experiment()

@@ -1,4 +1,4 @@
-"""Retraining on newer data, started by monitoring (chapter 07): through Mage when it runs, else here.
+"""Retraining on newer data, started by monitoring (chapter 08): through Mage when it runs, else here.
 
 When a Mage server for this checkout's project answers at ``WORKBOOK_MAGE_URL`` (by default where
 ``make mage`` listens), :func:`retrain` fires its ``retrain_api`` trigger and follows the run, so the

@@ -1,4 +1,4 @@
-"""Chapter 06's web service in Docker: the image built from the ``Dockerfile``, run as a container.
+"""Chapter 07's web service in Docker: the image built from the ``Dockerfile``, run as a container.
 
 ``docker build`` needs a base image with Python 3.11 (``python:3.11-slim`` by default). Where no
 image registry is reachable, :func:`build_debian_base` makes one from Debian 12 "bookworm"
@@ -90,14 +90,15 @@ def daemon_missing() -> str | None:
     return None
 
 
-def _docker(*args: str, env: Mapping[str, str] | None = None, timeout: float = 600) -> str:
-    """Run a docker command and return what it printed; raise with its output when it fails."""
+def _docker(*args: str, env: Mapping[str, str] | None = None, timeout: float = 600, stderr: bool = False) -> str:
+    """Run a docker command and return what it printed (with ``stderr``, where BuildKit writes its
+    progress, too); raise with its output when it fails."""
     command = [docker_client(), *args]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
     if result.returncode:
         output = "\n".join((result.stdout + result.stderr).strip().splitlines()[-30:])
         raise RuntimeError(f"`{' '.join(command)}` failed with code {result.returncode}:\n{output}")
-    return result.stdout
+    return result.stdout + result.stderr if stderr else result.stdout
 
 
 def image_exists(tag: str) -> bool:
@@ -163,13 +164,17 @@ def build_debian_base(tag: str = DEBIAN_BASE, mirror: str = DEBIAN_MIRROR) -> st
     return tag
 
 
-def build_image(tag: str = IMAGE, base_image: str | None = None, no_cache: bool = False) -> str:
-    """``docker build`` the ``Dockerfile`` of the repository root, on the host's network.
+def build_image(
+    tag: str = IMAGE, base_image: str | None = None, no_cache: bool = False, dockerfile: Path | None = None
+) -> str:
+    """``docker build`` the repository root, on the host's network.
 
     Args:
         tag: The image's name.
         base_image: ``BASE_IMAGE`` for the build; None keeps the Dockerfile's ``python:3.11-slim``.
         no_cache: Run every step again, as on a machine that never built it (a cold build).
+        dockerfile: Another Dockerfile for the same context, e.g. the one chapter 07 writes; default
+            the repository's ``Dockerfile``.
 
     Returns:
         What the build printed.
@@ -180,12 +185,16 @@ def build_image(tag: str = IMAGE, base_image: str | None = None, no_cache: bool 
     args = ["build", "--network", "host", "--progress", "plain", "--tag", tag]
     if no_cache:
         args.append("--no-cache")
+    if dockerfile is not None:
+        args += ["--file", str(Path(dockerfile).absolute())]
     if base_image:
         args += ["--build-arg", f"BASE_IMAGE={base_image}"]
     if bundle := config.pip_cert():
         args += ["--secret", f"id=ca_bundle,src={bundle}"]
     # The build secret needs BuildKit, which Docker's own clients use by default and Debian's does not.
-    return _docker(*args, str(config.REPO_ROOT), env=config.child_environ({"DOCKER_BUILDKIT": "1"}), timeout=1800)
+    return _docker(
+        *args, str(config.REPO_ROOT), env=config.child_environ({"DOCKER_BUILDKIT": "1"}), timeout=1800, stderr=True
+    )
 
 
 def image_size(tag: str = IMAGE) -> int:

@@ -1,4 +1,4 @@
-"""Chapter 06's web service: the trip-duration model behind Flask, with Prometheus metrics.
+"""Chapter 07's web service: the trip-duration model behind Flask, with Prometheus metrics.
 
 ``create_app`` builds the app around a loaded model; gunicorn calls it as an app factory
 (``gunicorn 'helpers.serve.serving:create_app()'``), so importing this module loads nothing.

@@ -1,4 +1,4 @@
-"""Chapter 06's stream: the Kinesis Lambda that predicts ride durations, and a local consumer for it.
+"""Chapter 07's stream: the Kinesis Lambda that predicts ride durations, and a local consumer for it.
 
 A producer puts ride events (JSON ``{"ride": {...}, "ride_id": N}``) into an input stream; the
 Lambda receives them base64-encoded in batches, predicts every valid ride in one call, and puts one

@@ -1,4 +1,4 @@
-"""A local Kinesis endpoint on loopback: moto's server, for chapter 06's stream without an AWS account.
+"""A local Kinesis endpoint on loopback: moto's server, for chapter 07's stream without an AWS account.
 
 ``start_kinesis`` launches ``python -m moto.server`` as a real process and returns once it answers;
 point boto3 (or ``KINESIS_ENDPOINT_URL`` for the Lambda handler) at ``.endpoint_url``. The streams

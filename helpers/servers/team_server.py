@@ -1,4 +1,4 @@
-"""Chapter 08's team tracking server: MLflow with users and permissions (its ``basic-auth`` app),
+"""Chapter 09's team tracking server: MLflow with users and permissions (its ``basic-auth`` app),
 runs in PostgreSQL, artifacts in an S3 object store (SeaweedFS), every part on 127.0.0.1.
 
 The data (both stores and the generated credentials) stays in ``config.team_dir()``, so a restart

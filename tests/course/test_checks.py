@@ -1,5 +1,6 @@
 import inspect
 
+import pandas as pd
 import pytest
 from sklearn.feature_extraction import DictVectorizer
 
@@ -21,8 +22,10 @@ CASES = {
     "03.l1_param": dict(right="reg_alpha", wrong="reg_lambda", context={}),
     "04.version_served": dict(right=3, wrong=4, context={}),
     "05.auto_month": dict(right="2024-04", wrong="2024-05", context={}),
-    "06.mode": dict(right="batch", wrong="streaming", context={}),
-    "08.delete_status": dict(right=403, wrong=401, context={}),
+    # Two of the four rides missed by more than 10 minutes, one each way.
+    "06.miss_share": dict(right=0.5, wrong=2, context={"judged": pd.DataFrame({"diff": [1.0, 11.0, -12.5, 3.0]})}),
+    "07.mode": dict(right="streaming", wrong="online", context={}),
+    "09.delete_status": dict(right=403, wrong=401, context={}),
 }
 # Exercises where the learner writes a function: their checks run it (tests/test_code_checks.py,
 # and tests/test_team_server.py against a real team server); here, what every one says to a stub.
@@ -54,7 +57,7 @@ def test_a_check_that_cannot_reach_its_server_says_so_instead_of_raising():
     def grant(auth, username, experiment_id):
         auth.grant_user_permission(username, "experiment", experiment_id, "EDIT")
 
-    feedback = check("08.grant", grant, server=None)
+    feedback = check("09.grant", grant, server=None)
     assert feedback.status == INCORRECT and "Could not run the check" in feedback.message
 
 

@@ -266,12 +266,57 @@ def test_a_sets_test_that_fails_good_data_says_so(sets):
     assert feedback.status == INCORRECT and "failed the real output" in feedback.message
 
 
-# --- 07 ------------------------------------------------------------------------------------------
+# --- 06 ------------------------------------------------------------------------------------------
+
+
+def scored_by_hand():
+    """The solution a learner is shown, wrapped to return a changed copy of its answer."""
+    score_rides = solved("06.score_rides")
+
+    def changing(change):
+        def score(rides, model, year, month):
+            scored = score_rides(rides, model, year, month)
+            return change(scored) if change else scored
+
+        return score
+
+    return changing
+
+
+def test_the_score_rides_check_accepts_its_solution():
+    assert check("06.score_rides", scored_by_hand()(None)).status == CORRECT
+
+
+def test_scoring_only_the_rides_of_1_to_60_minutes_gets_the_score_every_ride_hint():
+    feedback = check("06.score_rides", scored_by_hand()(lambda df: df[df["actual_duration"].between(1, 60)]))
+    assert feedback.status == INCORRECT and "a batch job scores every ride" in feedback.message
+
+
+def test_ride_ids_without_two_digit_months_get_the_format_hint():
+    def unpadded(df):
+        return df.assign(ride_id="2021/3_" + df.index.astype(str))
+
+    feedback = check("06.score_rides", scored_by_hand()(unpadded))
+    assert feedback.status == INCORRECT and "'2021/3_0', not '2021/03_0'" in feedback.message
+
+
+def test_a_diff_the_wrong_way_round_gets_that_hint():
+    feedback = check("06.score_rides", scored_by_hand()(lambda df: df.assign(diff=-df["diff"])))
+    assert feedback.status == INCORRECT and "the other way round" in feedback.message
+
+
+def test_durations_in_seconds_get_the_minutes_hint():
+    seconds = scored_by_hand()(lambda df: df.assign(actual_duration=df["actual_duration"] * 60))
+    feedback = check("06.score_rides", seconds)
+    assert feedback.status == INCORRECT and "divide by 60" in feedback.message
+
+
+# --- 08 ------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def scored_months():
-    """Two twin months with every monitored column and a made-up prediction, as chapter 07 scores them."""
+    """Two twin months with every monitored column and a made-up prediction, as chapter 08 scores them."""
     from helpers.core import twin
 
     def scored(month: int):
@@ -283,7 +328,7 @@ def scored_months():
 
 def test_the_column_scores_check_accepts_its_solution(scored_months):
     current, reference = scored_months
-    assert check("07.column_scores", solved("07.column_scores"), current=current, reference=reference).status == CORRECT
+    assert check("08.column_scores", solved("08.column_scores"), current=current, reference=reference).status == CORRECT
 
 
 def test_returning_the_tests_verdicts_gets_the_score_hint(scored_months):
@@ -294,7 +339,7 @@ def test_returning_the_tests_verdicts_gets_the_score_hint(scored_months):
             if test["metric_config"]["params"]["type"].endswith(":ValueDrift")
         }
 
-    feedback = check("07.column_scores", column_scores, current=scored_months[0], reference=scored_months[1])
+    feedback = check("08.column_scores", column_scores, current=scored_months[0], reference=scored_months[1])
     assert feedback.status == INCORRECT and "verdicts" in feedback.message
 
 
@@ -302,30 +347,30 @@ def test_keeping_every_metric_gets_the_valuedrift_hint(scored_months):
     def column_scores(result):
         return {metric["metric_name"]: metric["value"] for metric in result["metrics"]}
 
-    feedback = check("07.column_scores", column_scores, current=scored_months[0], reference=scored_months[1])
+    feedback = check("08.column_scores", column_scores, current=scored_months[0], reference=scored_months[1])
     assert feedback.status == INCORRECT and ":ValueDrift" in feedback.message
 
 
 def test_the_rule_check_accepts_its_solution():
-    assert check("07.rule_fires", solved("07.rule_fires")).status == CORRECT
+    assert check("08.rule_fires", solved("08.rule_fires")).status == CORRECT
 
 
 def test_a_rule_with_evidentlys_strict_comparison_gets_the_threshold_hint():
-    feedback = check("07.rule_fires", lambda value, threshold: value is not None and value > threshold)
+    feedback = check("08.rule_fires", lambda value, threshold: value is not None and value > threshold)
     assert feedback.status == INCORRECT and "reaches its threshold" in feedback.message
 
 
 def test_a_rule_that_compares_none_gets_the_no_value_hint():
-    feedback = check("07.rule_fires", lambda value, threshold: value >= threshold)
+    feedback = check("08.rule_fires", lambda value, threshold: value >= threshold)
     assert feedback.status == INCORRECT and "None" in feedback.message
 
 
-# --- 06 ------------------------------------------------------------------------------------------
+# --- 07 ------------------------------------------------------------------------------------------
 
 
 def solved_route():
-    """``create_app`` from the solution a learner is shown, with the names chapter 06 imported for it."""
-    return solved("06.predict_route")
+    """``create_app`` from the solution a learner is shown, with the names chapter 07 imported for it."""
+    return solved("07.predict_route")
 
 
 def route_app(route_body):
@@ -346,7 +391,7 @@ def route_app(route_body):
 
 
 def test_the_route_check_accepts_its_solution():
-    assert check("06.predict_route", solved_route()).status == CORRECT
+    assert check("07.predict_route", solved_route()).status == CORRECT
 
 
 def test_the_route_stub_is_not_attempted():
@@ -354,14 +399,14 @@ def test_the_route_stub_is_not_attempted():
 
     def create_app(model): ...  # your code here
 
-    assert check("06.predict_route", create_app).status == NOT_ATTEMPTED
+    assert check("07.predict_route", create_app).status == NOT_ATTEMPTED
 
 
 def test_a_route_without_validation_gets_the_check_first_hint():
     def no_checks(model, ride, jsonify, pd):
         return jsonify(duration=float(model.predict(pd.DataFrame([ride]))[0]))
 
-    feedback = check("06.predict_route", route_app(no_checks))
+    feedback = check("07.predict_route", route_app(no_checks))
     assert feedback.status == INCORRECT and "a negative trip_distance got 200" in feedback.message
 
 
@@ -371,7 +416,7 @@ def test_a_route_that_checks_only_the_sign_gets_the_500_hint():
             return jsonify(error="negative"), 422
         return jsonify(duration=float(model.predict(pd.DataFrame([ride]))[0]))
 
-    feedback = check("06.predict_route", route_app(sign_only))
+    feedback = check("07.predict_route", route_app(sign_only))
     assert feedback.status == INCORRECT
     assert "no trip_distance made your route raise KeyError" in feedback.message and "500" in feedback.message
 
@@ -384,7 +429,7 @@ def test_a_get_only_route_gets_the_methods_hint():
         app.add_url_rule("/predict", "predict", lambda: "?")
         return app
 
-    feedback = check("06.predict_route", create_app)
+    feedback = check("07.predict_route", create_app)
     assert feedback.status == INCORRECT and "methods=['POST']" in feedback.message
 
 
@@ -392,5 +437,5 @@ def test_a_route_that_raises_gets_its_error_not_a_traceback():
     def broken(model, ride, jsonify, pd):
         raise ZeroDivisionError("oops")
 
-    feedback = check("06.predict_route", route_app(broken))
+    feedback = check("07.predict_route", route_app(broken))
     assert feedback.status == INCORRECT and "ZeroDivisionError: oops" in feedback.message

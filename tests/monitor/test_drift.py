@@ -137,7 +137,7 @@ def test_a_scored_batch_is_ready_to_monitor(store):
     assert set(drift.MONITORED_COLUMNS) <= set(current.columns)
 
 
-# --- chapter 07's report by hand -----------------------------------------------------------------
+# --- chapter 08's report by hand -----------------------------------------------------------------
 
 
 def _tied_tails(df: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
@@ -156,7 +156,7 @@ def test_the_chapters_report_by_hand_gives_batch_metrics_numbers(reference: pd.D
         trip_distance=shifted.trip_distance * 1.5, predicted_duration=shifted.predicted_duration + 3
     )
     current, tied_reference = _tied_tails(shifted, reference), _tied_tails(reference, reference)
-    notebook = nbformat.read(config.REPO_ROOT / "notebooks" / "07_monitoring.ipynb", as_version=4)
+    notebook = nbformat.read(config.REPO_ROOT / "notebooks" / "08_monitoring.ipynb", as_version=4)
     namespace = {"current": current, "reference": tied_reference}
     for cell in notebook.cells:
         if "evidently-by-hand" in cell.metadata.get("tags", []):

@@ -179,7 +179,7 @@ def test_a_pipeline_model_loads_in_the_course_environment_without_version_warnin
 
 @pytest.fixture(scope="module")
 def service(mage_home):
-    """The chapter 06 web service under gunicorn, on the champion alias, re-checking it every second."""
+    """The chapter 07 web service under gunicorn, on the champion alias, re-checking it every second."""
     with service_process.start_service(registry.champion_uri(), port=0, env={"MODEL_REFRESH_SECONDS": "1"}) as svc:
         yield svc
 

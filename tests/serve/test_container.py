@@ -9,7 +9,9 @@ the tests skip, and with CI=true they fail instead (.ci/run starts one).
 from __future__ import annotations
 
 import os
+import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import mlflow
@@ -23,7 +25,7 @@ from helpers.ml import registry
 from helpers.ml.training import save_model, train_pipeline
 from helpers.serve import container
 from helpers.servers import mlflow_server
-from tests.support import RIDE, registered_champion, skip_or_fail_in_ci
+from tests.support import RIDE, registered_champion, skip_or_fail_in_ci, write_chapter_file
 
 pytestmark = [pytest.mark.docker, pytest.mark.servers, pytest.mark.xdist_group("docker")]
 
@@ -184,3 +186,15 @@ def test_stop_removes_the_container(image, champion_container):
     champion_container.stop()
 
     assert not container.container_exists(champion_container.name)
+
+
+def test_chapter_07s_dockerfile_builds_from_the_layers_of_the_projects_image(image, tmp_path):
+    dockerfile = write_chapter_file("07", "Dockerfile", tmp_path)
+
+    log = container.build_image(f"{IMAGE}-chapter", container.default_base_image(), dockerfile=dockerfile)
+    try:
+        step = re.search(r"^#(\d+) \[[^\]]+\] RUN .*pipenv install", log, re.M)
+        assert step, log[-2000:]
+        assert f"#{step.group(1)} CACHED" in log, "the chapter's build reinstalled the service's packages"
+    finally:
+        subprocess.run([container.docker_client(), "image", "rm", "--force", f"{IMAGE}-chapter"], capture_output=True)

@@ -181,6 +181,21 @@ def test_the_dockerfile_runs_the_same_command_line():
     assert json.loads(cmd.removeprefix("CMD ")) == gunicorn_args(None, 2)
 
 
+def _steps(dockerfile: str) -> list[str]:
+    """A Dockerfile's steps as Docker keys their layers: comment lines dropped, continuations joined."""
+    text = "\n".join(line for line in dockerfile.splitlines() if not line.lstrip().startswith("#"))
+    return [" ".join(line.split()) for line in text.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def test_chapter_07s_dockerfile_has_the_projects_steps_so_either_build_reuses_the_others_layers(tmp_path):
+    written = write_chapter_file("07", "Dockerfile", tmp_path).read_text()
+    project = (config.REPO_ROOT / "Dockerfile").read_text()
+
+    assert _steps(written) == _steps(project)
+    # The notebook's prose explains the steps; the learner's copy keeps one comment.
+    assert sum(line.startswith("#") for line in written.splitlines()) == 1
+
+
 def test_the_dockerfile_passes_hadolint():
     import subprocess
 
@@ -226,14 +241,14 @@ def test_the_image_installs_every_pin_a_model_records():
         assert pipfile.get(name) == f"=={version}", f"{pin} is not what the image's Pipfile installs"
 
 
-# --- the apps chapter 06 writes, started as a learner would in a terminal --------------------------
+# --- the apps chapter 07 writes, started as a learner would in a terminal --------------------------
 
 ZOOMCAMP_RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
 
 
 @pytest.mark.servers
 def test_the_chapters_ping_py_starts_on_a_free_port_and_stops_with_its_group(tmp_path, busy_port):
-    write_chapter_file("06", "ping.py", tmp_path)
+    write_chapter_file("07", "ping.py", tmp_path)
 
     with start_command(["python", "ping.py"], cwd=tmp_path, port=busy_port, timeout=START_TIMEOUT) as ping:
         assert ping.port != busy_port
@@ -267,7 +282,7 @@ def test_a_command_that_exits_fails_with_the_tail_of_its_log():
 @pytest.mark.servers
 def test_the_chapters_predict_py_and_the_course_service_give_the_same_answers(store, months, tmp_path):
     version = registered_champion(registry.MODEL_NAME, months)
-    write_chapter_file("06", "predict.py", tmp_path)
+    write_chapter_file("07", "predict.py", tmp_path)
     rides = [ZOOMCAMP_RIDE, RIDE, {**RIDE, "trip_distance": 0}]
 
     gunicorn = ["gunicorn", "--bind", "127.0.0.1:{port}", "--workers", "1", "--chdir", str(tmp_path), "predict:app"]

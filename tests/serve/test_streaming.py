@@ -164,7 +164,7 @@ def test_the_chapters_lambda_function_and_the_course_handler_give_the_same_outpu
     }
     event = {"Records": [record(encode_ride(ride, ride_id), str(ride_id)) for ride_id, ride in rides.items()]}
     # As AWS does: import the module the chapter wrote (it loads the champion) and call its handler.
-    handler = runpy.run_path(str(write_chapter_file("06", "lambda_function.py", tmp_path)))["lambda_handler"]
+    handler = runpy.run_path(str(write_chapter_file("07", "lambda_function.py", tmp_path)))["lambda_handler"]
 
     by_hand = handler(event, None)
     hardened = streaming.process_event(event, models.load(models.DEFAULT_MODEL_URI))

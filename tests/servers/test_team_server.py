@@ -135,11 +135,11 @@ def test_the_reviewer_may_read_but_her_write_gets_403(team, login, experiment_id
     assert "Permission denied" in str(error.value)
 
 
-def test_edit_does_not_delete_an_experiment_as_chapter_08s_exercise_answers(team, login, experiment_id):
+def test_edit_does_not_delete_an_experiment_as_chapter_09s_exercise_answers(team, login, experiment_id):
     client = login(*SCIENTIST)
     with pytest.raises(MlflowException, match="403"):
         client.delete_experiment(experiment_id)
-    assert check("08.delete_status", 403).status == CORRECT
+    assert check("09.delete_status", 403).status == CORRECT
     assert client.get_experiment(experiment_id).lifecycle_stage == "active"
 
 
@@ -253,9 +253,9 @@ def _granting(permission: str):
 
 def test_the_grant_exercise_accepts_its_solution(team):
     namespace = {}
-    exec(solution("08.grant"), namespace)  # noqa: S102 - the solution the chapter shows
+    exec(solution("09.grant"), namespace)  # noqa: S102 - the solution the chapter shows
 
-    assert check("08.grant", namespace["grant_review"], server=team).status == CORRECT
+    assert check("09.grant", namespace["grant_review"], server=team).status == CORRECT
 
 
 @pytest.mark.parametrize(
@@ -263,14 +263,14 @@ def test_the_grant_exercise_accepts_its_solution(team):
     [("READ", "with READ the reviewer's tag still gets 403"), ("MANAGE", "MANAGE also lets him delete")],
 )
 def test_the_grant_exercise_explains_a_typical_wrong_answer(team, permission, hint):
-    feedback = check("08.grant", _granting(permission), server=team)
+    feedback = check("09.grant", _granting(permission), server=team)
 
     assert feedback.status == INCORRECT and hint in feedback.message
 
 
 def test_the_grant_exercise_restores_the_learners_login_and_removes_its_experiment(team, login):
     login(*SCIENTIST)
-    check("08.grant", _granting("EDIT"), server=team)
+    check("09.grant", _granting("EDIT"), server=team)
 
     assert os.environ["MLFLOW_TRACKING_USERNAME"] == SCIENTIST[0]
     with pytest.MonkeyPatch.context() as mp:

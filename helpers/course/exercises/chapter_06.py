@@ -1,158 +1,160 @@
-"""Chapter 06, deployment: a prediction route, the serving mode."""
+"""Chapter 06, batch deployment: the batch job's scoring by hand, the share of big misses."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from helpers.course.exercise import Exercise
+from helpers.core.features import RIDE_FIELDS
+from helpers.course.exercise import Exercise, between
 from helpers.course.feedback import Feedback, right, wrong
 from helpers.course.isolation import raised
+from helpers.serve import batch
 
-_ROUTE_RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
-_BAD_ROUTE_RIDES = (
-    ("a negative trip_distance", {**_ROUTE_RIDE, "trip_distance": -3}),
-    ("no trip_distance", {"PULocationID": 10, "DOLocationID": 50}),
+_YEAR, _MONTH = 2021, 3
+_COLUMNS = (
+    "ride_id",
+    "lpep_pickup_datetime",
+    "PULocationID",
+    "DOLocationID",
+    "actual_duration",
+    "predicted_duration",
+    "diff",
 )
 
 
-class _RecordingModel:
-    """Stands in for the champion with a duration the check can recompute (2 min + 1.5 min a mile),
-    and remembers the rides it was asked about, to tell whether a bad ride reached it."""
+def _raw_rides(n: int = 100) -> pd.DataFrame:
+    """A raw green month's columns for ``n`` rides, one of 90 minutes and one of 20 seconds among them:
+    batch scoring keeps both, since nobody knows a ride's duration when it is scored."""
+    rng = np.random.default_rng(6)
+    pickup = pd.Timestamp(f"{_YEAR}-{_MONTH:02d}-01") + pd.to_timedelta(rng.integers(0, 30 * 86_400, n), unit="s")
+    minutes = rng.uniform(2, 40, n).round(2)
+    minutes[[7, 42]] = [90.0, 1 / 3]
+    return pd.DataFrame(
+        {
+            "VendorID": np.full(n, 2),
+            "lpep_pickup_datetime": pickup,
+            "lpep_dropoff_datetime": pickup + pd.to_timedelta(minutes, unit="min"),
+            "PULocationID": rng.integers(1, 266, n),
+            "DOLocationID": rng.integers(1, 266, n),
+            "passenger_count": np.full(n, 1.0),
+            "trip_distance": rng.uniform(0.3, 12, n).round(2),
+            "fare_amount": rng.uniform(3, 40, n).round(2),
+        }
+    )
 
-    def __init__(self) -> None:
-        self.rides: list[dict] = []
 
-    def predict(self, rides: Any) -> np.ndarray:
-        scalars = isinstance(rides, dict) and not any(isinstance(v, list | tuple) for v in rides.values())
-        frame = pd.DataFrame([rides] if scalars else rides)
-        self.rides += frame.to_dict("records")
-        return self.minutes(frame["trip_distance"].astype(float).to_numpy())
+class _DistanceModel:
+    """Stands in for the champion: 2 min + 1.5 min a mile, which the check can recompute."""
 
-    @staticmethod
-    def minutes(distance: Any) -> Any:
-        return 2 + 1.5 * distance
+    version = "check"
+
+    def predict(self, rides: pd.DataFrame) -> np.ndarray:
+        return 2 + 1.5 * rides["trip_distance"].astype(float).to_numpy()
 
 
-def verify_predict_route(create_app: Callable[[Any], Any]) -> Feedback:
-    """``create_app(model)`` must return a Flask app whose ``POST /predict`` answers the model's
-    ``{"duration": ...}`` for a ride, and a 4xx with ``{"error": ...}`` for a ride with a missing or
-    negative distance, without asking the model. Requests go through Flask's test client: no port."""
-    from flask import Flask
+def _first_gap(got: pd.Series, expected: pd.Series) -> int | None:
+    far = ~np.isclose(got.astype(float).to_numpy(), expected.astype(float).to_numpy(), atol=1e-6)
+    return int(np.argmax(far)) if far.any() else None
 
-    model = _RecordingModel()
-    expected = _RecordingModel.minutes(_ROUTE_RIDE["trip_distance"])
+
+def verify_score_rides(score_rides: Callable[..., pd.DataFrame]) -> Feedback:
+    """``score_rides(rides, model, year, month)`` must give, ride for ride, the columns
+    :func:`helpers.serve.batch.score_month` gives (its model version aside)."""
+    rides, model = _raw_rides(), _DistanceModel()
+    expected = batch.score_month(model, rides, "green", year=_YEAR, month=_MONTH, progress=False)
     try:
-        app = create_app(model)
+        got = score_rides(rides.copy(), model, _YEAR, _MONTH)
     except Exception as error:  # noqa: BLE001
         return raised(error)
-    if not isinstance(app, Flask):
-        return wrong(f"create_app returned {type(app).__name__}; return the Flask app you built (app = Flask(...)).")
-    app.config["PROPAGATE_EXCEPTIONS"] = True  # a failing route raises here, so the hint can name the error
-    client = app.test_client()
-    try:
-        answer = client.post("/predict", json=_ROUTE_RIDE)
-    except Exception as error:  # noqa: BLE001
-        return wrong(f"POST /predict with the ride {_ROUTE_RIDE} raised {type(error).__name__}: {str(error)[:200]}")
-    if answer.status_code == 404:
+    if not isinstance(got, pd.DataFrame):
+        return wrong(f"return a DataFrame of the scored rides, not {type(got).__name__}.")
+    missing = [column for column in _COLUMNS if column not in got.columns]
+    if missing:
+        return wrong(f"the frame you return has no column {', '.join(missing)}.")
+    if len(got) != len(rides):
         return wrong(
-            "POST /predict answered 404: no route has that path; "
-            "decorate your function with @app.route('/predict', methods=['POST'])."
+            f"{len(rides)} rides went in and {len(got)} came out: a batch job scores every ride, since in "
+            "production nobody knows a duration in advance; the 1-60 minute filter is only for judging the model."
         )
-    if answer.status_code == 405:
+    got = got.reset_index(drop=True)
+    ids = got["ride_id"].astype(str)
+    if not ids.equals(expected["ride_id"].astype(str)):
+        row = int(np.argmax(ids.to_numpy() != expected["ride_id"].astype(str).to_numpy()))
         return wrong(
-            "POST /predict answered 405 (method not allowed): a route answers only GET "
-            "unless you pass methods=['POST']."
+            f"ride {row} has ride_id {ids[row]!r}, not {expected['ride_id'][row]!r}: "
+            'f"{year:04d}/{month:02d}_" followed by the ride\'s index (rides.index.astype(str)).'
         )
-    body = answer.get_json(silent=True)
-    if answer.status_code != 200 or not isinstance(body, dict) or "duration" not in body:
+    for column in ("PULocationID", "DOLocationID"):
+        if (got[column].to_numpy() != expected[column].to_numpy()).any():
+            return wrong(f"{column} differs from the ride's own: copy it from rides as it is.")
+    if (pd.to_datetime(got["lpep_pickup_datetime"]).to_numpy() != expected["lpep_pickup_datetime"].to_numpy()).any():
+        return wrong("lpep_pickup_datetime differs from the ride's own: copy it from rides as it is.")
+    if (row := _first_gap(got["actual_duration"], expected["actual_duration"])) is not None:
+        ratio = float(got["actual_duration"][row]) / float(expected["actual_duration"][row])
+        unit = " (that is seconds: divide by 60)" if np.isclose(ratio, 60) else ""
         return wrong(
-            f"a good ride got {answer.status_code} {answer.get_data(as_text=True)[:100]!r}; "
-            "answer 200 with JSON: return jsonify(duration=...)."
+            f"ride {row} lasted {expected['actual_duration'][row]:.2f} minutes, your actual_duration says "
+            f"{float(got['actual_duration'][row]):.2f}{unit}: (dropoff - pickup).dt.total_seconds() / 60."
         )
-    if not model.rides:
-        return wrong("the duration did not come from the model: call model.predict(pd.DataFrame([ride])).")
-    got = _number_or_none(body["duration"])
-    if got is None or not np.isclose(got, expected):
+    if (row := _first_gap(got["predicted_duration"], expected["predicted_duration"])) is not None:
         return wrong(
-            f"the check's model predicts {expected:g} min for {_ROUTE_RIDE}, your route answered "
-            f"{body['duration']!r}: answer float(model.predict(...)[0])."
+            f"ride {row}'s predicted_duration is {float(got['predicted_duration'][row]):.2f}, the model says "
+            f"{expected['predicted_duration'][row]:.2f}: model.predict(rides[{RIDE_FIELDS!r}])."
         )
-    for what, bad_ride in _BAD_ROUTE_RIDES:
-        model.rides.clear()
-        try:
-            answer = client.post("/predict", json=bad_ride)
-        except Exception as error:  # noqa: BLE001
-            return wrong(
-                f"a ride with {what} made your route raise {type(error).__name__} ({str(error)[:100]}), "
-                "which a client gets as a 500, an error of the server: check the ride first and "
-                "return jsonify(error='...'), 422."
-            )
-        if answer.status_code == 200:
-            return wrong(
-                f"a ride with {what} got 200 and a prediction: check trip_distance before predicting "
-                "and return jsonify(error='...'), 422."
-            )
-        if not 400 <= answer.status_code < 500:
-            return wrong(
-                f"a ride with {what} got {answer.status_code}; a bad ride is the client's mistake, "
-                "so answer a 4xx (422: JSON that is not a valid ride)."
-            )
-        if model.rides:
-            return wrong(
-                f"a ride with {what} got {answer.status_code}, but only after your route asked the "
-                "model: check the ride before predicting."
-            )
-        error_body = answer.get_json(silent=True)
-        if not isinstance(error_body, dict) or not error_body.get("error"):
-            return wrong(
-                f"a ride with {what} got {answer.status_code} without saying why: "
-                "return jsonify(error='<what is wrong>'), 422."
-            )
+    if (row := _first_gap(got["diff"], expected["diff"])) is not None:
+        backwards = np.isclose(float(got["diff"][row]), -float(expected["diff"][row]))
+        return wrong(
+            "diff is actual minus predicted, the other way round from yours."
+            if backwards
+            else f"ride {row}'s diff is {float(got['diff'][row]):.2f}, not {expected['diff'][row]:.2f}: "
+            "actual minus predicted."
+        )
     return right()
 
 
-def _number_or_none(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
+def miss_share(judged: pd.DataFrame) -> float:
+    """The share of judged rides the model missed by more than 10 minutes, either way."""
+    return float((judged["diff"].abs() > 10).mean())
 
 
 EXERCISES: dict[str, Exercise] = {
-    "06.predict_route": Exercise(
-        question='Write create_app(model): a Flask app whose POST /predict answers {"duration": <minutes>} '
-        'for a ride from model.predict, and a 4xx with {"error": ...}, without asking the model, '
-        "when trip_distance is missing or negative.",
-        hint="@app.route('/predict', methods=['POST']); read request.get_json(); if the distance is missing "
-        "or below 0, return jsonify(error=...), 422; else return jsonify(duration=float(model.predict(...)[0])).",
-        solution="def create_app(model):\n"
-        '    app = Flask("duration-prediction")\n'
-        "\n"
-        '    @app.route("/predict", methods=["POST"])\n'
-        "    def predict():\n"
-        "        ride = request.get_json()\n"
-        '        distance = ride.get("trip_distance")\n'
-        "        if not isinstance(distance, int | float) or distance < 0:\n"
-        '            return jsonify(error=f"trip_distance must be a number >= 0, got {distance!r}"), 422\n'
-        "        return jsonify(duration=float(model.predict(pd.DataFrame([ride]))[0]))\n"
-        "\n"
-        "    return app",
-        verify=verify_predict_route,
+    "06.score_rides": Exercise(
+        question="Write score_rides(rides, model, year, month): one row per ride of a raw green month with ride_id, "
+        "lpep_pickup_datetime, PULocationID, DOLocationID, actual_duration (minutes), predicted_duration and diff "
+        "(actual - predicted).",
+        hint='ride_id is f"{year:04d}/{month:02d}_" + rides.index.astype(str); actual_duration is (dropoff - pickup) '
+        "in minutes; predicted_duration is model.predict on the three ride fields; diff is their difference.",
+        solution="def score_rides(rides, model, year, month):\n"
+        "    actual = (rides.lpep_dropoff_datetime - rides.lpep_pickup_datetime).dt.total_seconds() / 60\n"
+        '    predicted = model.predict(rides[["PULocationID", "DOLocationID", "trip_distance"]])\n'
+        "    return pd.DataFrame({\n"
+        '        "ride_id": f"{year:04d}/{month:02d}_" + rides.index.astype(str),\n'
+        '        "lpep_pickup_datetime": rides.lpep_pickup_datetime,\n'
+        '        "PULocationID": rides.PULocationID,\n'
+        '        "DOLocationID": rides.DOLocationID,\n'
+        '        "actual_duration": actual,\n'
+        '        "predicted_duration": predicted,\n'
+        '        "diff": actual - predicted,\n'
+        "    })",
+        verify=verify_score_rides,
     ),
-    "06.mode": Exercise(
-        question="Scoring every trip of last month overnight for a report: batch, online or streaming?",
-        expected="batch",
-        hint="Nobody waits for these answers, and the data is all there already.",
-        solution='answer = "batch"',
+    "06.miss_share": Exercise(
+        question="Of the month's rides of 1-60 minutes, what share did the champion miss by more than 10 minutes, "
+        "too long or too short (a fraction between 0 and 1)?",
+        expected_from=miss_share,
+        tolerance=0.005,
+        hint="diff is actual minus predicted, so a miss of more than 10 minutes either way is "
+        "judged['diff'].abs() > 10; the mean of a True/False column is its share of True.",
+        solution='answer = (judged["diff"].abs() > 10).mean()',
         hints=(
-            (lambda a: str(a).strip().lower() == "online", "Online is for a client waiting on each answer."),
-            (lambda a: str(a).strip().lower() == "streaming", "Streaming is for events that keep arriving."),
+            (
+                between(1, float("inf")),
+                "answer a fraction between 0 and 1, not a count or a percentage: the missed rides divided by "
+                "len(judged).",
+            ),
         ),
     ),
 }

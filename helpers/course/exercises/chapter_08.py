@@ -1,76 +1,104 @@
-"""Chapter 08, team MLflow: a reviewer's permission, a refused delete."""
+"""Chapter 08, monitoring: reading a report, an alert rule."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from typing import Any
 
-from helpers.course.exercise import Exercise, number
+import numpy as np
+import pandas as pd
+
+from helpers.course.exercise import Exercise
 from helpers.course.feedback import Feedback, right, wrong
-from helpers.course.isolation import logged_in, raised
+from helpers.course.isolation import raised
 
 
-def verify_review_grant(grant: Callable, server: Any, hint: str) -> Feedback:
-    """Run ``grant`` for a new user on a new experiment of the team server, then tag a run as that user."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-    from mlflow.server import get_app_client
+def _check_report(current: pd.DataFrame, reference: pd.DataFrame) -> dict[str, Any]:
+    """The result of the report ``drift.batch_metrics`` runs, on samples the notebook never showed."""
+    from helpers.monitor import drift
 
-    suffix = secrets.token_hex(4)
-    username, password = f"check-reviewer-{suffix}", secrets.token_urlsafe(16)
-    with logged_in("admin", server.credentials.admin_password):
-        auth, admin = get_app_client("basic-auth", tracking_uri=server.url), MlflowClient(server.url)
-        auth.create_user(username, password)
-        experiment_id = admin.create_experiment(f"check-review-{suffix}")
-        run_id = admin.create_run(experiment_id).info.run_id
-        try:
-            grant(auth, username, experiment_id)
-        except Exception as error:  # noqa: BLE001
-            return raised(error)
-        permission = auth.get_user_permission(username, "experiment", experiment_id).permission
-        is_admin = auth.get_user(username).is_admin
-    with logged_in(username, password):
-        try:
-            MlflowClient(server.url).set_tag(run_id, "review", "approved")
-            tagged = True
-        except MlflowException:
-            tagged = False
-    with logged_in("admin", server.credentials.admin_password):
-        auth.delete_user(username)
-        admin.delete_experiment(experiment_id)
-    if is_admin:
-        return wrong("an admin may do anything anywhere; grant a permission on this one experiment instead.")
-    if not tagged:
-        return wrong(f"with {permission} the reviewer's tag still gets 403. Hint: {hint}")
-    if permission == "MANAGE":
+    current, reference = current.sample(2_000, random_state=7), reference.sample(2_000, random_state=8)
+    return drift.run_report(current, reference).dict()
+
+
+def verify_column_scores(
+    column_scores: Callable[[dict], dict[str, float]], current: pd.DataFrame, reference: pd.DataFrame
+) -> Feedback:
+    """``column_scores(result)`` must map each ValueDrift metric's column to its drift score."""
+    result = _check_report(current, reference)
+    expected = {
+        metric["config"]["column"]: float(metric["value"])
+        for metric in result["metrics"]
+        if metric["config"]["type"].endswith(":ValueDrift")
+    }
+    try:
+        scores = column_scores(result)
+    except Exception as error:  # noqa: BLE001
+        return raised(error)
+    if not isinstance(scores, dict):
+        return wrong(f"return a dict {{column: score}}, not {type(scores).__name__}.")
+    if scores and all(isinstance(value, bool) for value in scores.values()):
+        return wrong("those are the verdicts (drifted or not); the score is the metric's 'value', a number.")
+    if set(scores) - set(expected):
         return wrong(
-            "it works, but MANAGE also lets him delete the experiment and change who may do what; EDIT is enough."
+            f"{sorted(set(scores) - set(expected))} have no drift score: keep only the metrics whose "
+            "config 'type' ends with ':ValueDrift', keyed by their config 'column'."
+        )
+    if set(expected) - set(scores):
+        return wrong(
+            f"{sorted(set(expected) - set(scores))} are missing: this report has one ValueDrift per "
+            "column; loop over every entry of result['metrics']."
+        )
+    off = [column for column in expected if not np.isclose(float(scores[column]), expected[column])]
+    if off:
+        return wrong(
+            f"the scores of {off} are not the report's: read each metric's 'value' "
+            "(a report on other rides gives other numbers, so none can be typed in)."
         )
     return right()
 
 
+_RULE_CASES = ((0.6, 0.5, True), (0.5, 0.5, True), (0.4, 0.5, False), (0.1, 0.1, True), (None, 10.0, False))
+
+
+def verify_rule_fires(fires: Callable[[float | None, float], bool]) -> Feedback:
+    """``fires(value, threshold)``: the course's rule, at or above the threshold, and never on no value."""
+    for value, threshold, expected in _RULE_CASES:
+        try:
+            answer = fires(value, threshold)
+        except Exception as error:  # noqa: BLE001
+            if value is None:
+                return wrong(
+                    f"fires(None, {threshold}) raised {type(error).__name__}: a batch without actual "
+                    "durations has rmse None, and no value breaks no rule; return False for it."
+                )
+            return raised(error)
+        if bool(answer) != expected:
+            if value == threshold:
+                return wrong(
+                    f"fires({value}, {threshold}) should be True: the course's rules fire when a value "
+                    "reaches its threshold (>=), so a batch exactly at it is reported."
+                )
+            return wrong(f"fires({value}, {threshold}) returned {answer!r}, expected {expected}.")
+    return right()
+
+
 EXERCISES: dict[str, Exercise] = {
-    "08.grant": Exercise(
-        question=(
-            "Write grant_review(auth, username, experiment_id) so that the reviewer `username` can tag "
-            "the runs of that experiment, and nothing more."
-        ),
-        hint="Tagging a run needs EDIT on its experiment: auth.grant_user_permission(username, 'experiment', "
-        "experiment_id, 'EDIT').",
-        solution="def grant_review(auth, username, experiment_id):\n"
-        '    auth.grant_user_permission(username, "experiment", experiment_id, "EDIT")',
-        verify=lambda grant, server: verify_review_grant(grant, server, EXERCISES["08.grant"].hint),
+    "08.column_scores": Exercise(
+        question="Write column_scores(result): from a report's result (snapshot.dict()), return {column: drift score} "
+        "for every ValueDrift metric in it.",
+        hint="Loop over result['metrics']; keep those whose config 'type' ends with ':ValueDrift'; "
+        "the key is metric['config']['column'], the score metric['value'].",
+        solution="def column_scores(result):\n"
+        '    return {metric["config"]["column"]: metric["value"] for metric in result["metrics"]\n'
+        '            if metric["config"]["type"].endswith(":ValueDrift")}',
+        verify=verify_column_scores,
     ),
-    "08.delete_status": Exercise(
-        question="Ada has EDIT on her experiment (the admin created it) and tries to delete it. "
-        "Which HTTP status does the server answer?",
-        expected=403,
-        hint="Each permission allows more than the one before it: READ, EDIT, MANAGE. Which one deletes?",
-        solution="answer = 403",
-        hints=(
-            (lambda a: number(a) == 401, "401 means the server does not know who you are; she logged in."),
-            (lambda a: number(a) == 200, "EDIT lets her log runs and tags; deleting the experiment needs MANAGE."),
-        ),
+    "08.rule_fires": Exercise(
+        question="Write fires(value, threshold), the course's alert rule: True when the value reaches the threshold; "
+        "False when there is no value (None).",
+        hint="return value is not None and value >= threshold",
+        solution="def fires(value, threshold):\n    return value is not None and value >= threshold",
+        verify=verify_rule_fires,
     ),
 }
