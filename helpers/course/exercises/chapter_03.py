@@ -1,4 +1,4 @@
-"""Chapter 03, tracking: a tracked run, the L1 parameter."""
+"""Chapter 03, tracking: a tracked run, the trials near the best."""
 
 from __future__ import annotations
 
@@ -101,13 +101,13 @@ EXERCISES: dict[str, Exercise] = {
         "    return run.info.run_id",
         verify=verify_log_run,
     ),
-    "03.l1_param": Exercise(
-        question="In the course's search space, which XGBoost parameter is the L1 regularisation?",
-        expected="reg_alpha",
-        hint="Look at boosting.SEARCH_SPACE: two parameters start with reg_.",
-        solution='answer = "reg_alpha"',
-        hints=(
-            (lambda a: str(a).strip().lower() == "reg_lambda", "reg_lambda is the L2 penalty; L1 is the other one."),
-        ),
+    "03.near_best": Exercise(
+        question="How many of the search's trials reached a validation RMSE within 1% of the best trial's "
+        "(at most 1.01 times it, the best included)?",
+        expected_from=lambda trial_runs, best_rmse: int((trial_runs["metrics.rmse"] <= 1.01 * best_rmse).sum()),
+        hint="trial_runs holds one row per trial with its metrics.rmse, and search.best_rmse is the best: "
+        "count the rows whose RMSE is at most 1.01 * search.best_rmse.",
+        solution='answer = int((trial_runs["metrics.rmse"] <= 1.01 * search.best_rmse).sum())',
+        hints=((lambda a: a is not None and float(a) < 1, "count trials: the best one counts, so at least 1."),),
     ),
 }
