@@ -351,8 +351,8 @@ def test_the_committed_chapter_07_serves_from_its_pipenv_environment_and_its_doc
     # The learner's first run replays it in the default mode and compares the two answers' lines.
     output_of = _output_finder(config.REPO_ROOT / "notebooks" / "07_online_deployment.ipynb")
 
-    # --quiet: a working install prints nothing; the environment it made serves below.
-    assert output_of("pipenv install --deploy") == ""
+    # A working install prints nothing; the environment it made serves below.
+    assert output_of("install.wait()") == ""
     assert "jupyterlab in the service's: False" in output_of("pipenv_ready =")
     assert (
         output_of("python=service_python").strip()

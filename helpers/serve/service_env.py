@@ -2,8 +2,9 @@
 
 The course's ``.venv`` holds what every chapter needs (Jupyter, Spark, Evidently, Mage's clients);
 the service needs a few packages, pinned with hashes in ``Pipfile.lock``, the same the Docker image
-installs. :func:`install_service_env` copies the Pipfile and its lock into a work folder under
-``build/`` and runs ``pipenv install --deploy`` there, into a virtualenv of that folder's own;
+installs. :func:`start_install` copies the Pipfile and its lock into a work folder under ``build/``
+and starts ``pipenv install --deploy`` there in the background, into a virtualenv of that folder's
+own (chapter 07 writes its service meanwhile); :func:`install_service_env` waits for it.
 ``start_service(..., python=env.python)`` then serves from it.
 """
 
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.core import config
-from helpers.servers.processes import run_logged
+from helpers.servers.processes import GroupProcess, log_tail, start_in_group
 
 SERVICE_FILES = ("Pipfile", "Pipfile.lock")
 
@@ -78,31 +79,63 @@ def pipenv_environ() -> dict[str, str]:
     return config.child_environ(PIPENV_SETTINGS, drop=("VIRTUAL_ENV", "PIPENV_ACTIVE"))
 
 
-def install_service_env(folder: Path | None = None, timeout: float = 900) -> ServiceEnv:
-    """Copy the service's Pipfile and lock into ``folder`` and ``pipenv install --deploy`` there.
+@dataclass
+class Install(GroupProcess):
+    """``pipenv install --deploy`` running in the background (:func:`start_install`)."""
 
-    A second call on the same folder installs nothing new and takes seconds.
+    folder: Path
+    started: float
+
+    def wait(self, timeout: float = 900) -> str | None:
+        """Wait for the install to end: None once it worked, else what went wrong, with its log's last lines."""
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            return f"pipenv install did not finish within {timeout:g} s; its log: {config.shown(self.log_path)}"
+        if code:
+            return (
+                f"`pipenv install --deploy` failed with code {code} in {config.shown(self.folder)}:\n"
+                f"{log_tail(self.log_path, 15)}"
+            )
+        return None
+
+
+def start_install(folder: Path | None = None) -> Install:
+    """Copy the service's Pipfile and lock into ``folder`` and start ``pipenv install --deploy`` there,
+    in the background, its output going to ``pipenv-install.log`` in that folder.
+
+    A second install on the same folder installs nothing new and takes seconds.
 
     Args:
         folder: The work folder; None is :func:`work_dir`.
-        timeout: Seconds the install may take.
+
+    Raises:
+        RuntimeError: pipenv is not installed here.
+    """
+    folder = (folder or work_dir()).absolute()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in SERVICE_FILES:
+        shutil.copy2(config.REPO_ROOT / name, folder / name)
+    log_path = folder / "pipenv-install.log"
+    process = start_in_group([*pipenv_command(), "install", "--deploy"], pipenv_environ(), log_path, cwd=folder)
+    return Install(process=process, log_path=log_path, folder=folder, started=time.monotonic())
+
+
+def install_service_env(folder: Path | None = None, timeout: float = 900) -> ServiceEnv:
+    """:func:`start_install`, waited for.
 
     Returns:
         The environment, with the seconds the install took.
 
     Raises:
-        RuntimeError: pipenv is missing or failed (its log is named), e.g. the lock no longer
+        RuntimeError: pipenv is missing or failed (its log is quoted), e.g. the lock no longer
             matches the Pipfile (``--deploy``) or the package registry cannot be reached.
     """
-    folder = (folder or work_dir()).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in SERVICE_FILES:
-        shutil.copy2(config.REPO_ROOT / name, folder / name)
-    log_path = folder / "pipenv-install.log"
-    command = [*pipenv_command(), "install", "--deploy"]
-    started = time.monotonic()
-    run_logged(command, log_path, cwd=folder, env=pipenv_environ(), timeout=timeout)
-    return ServiceEnv(folder=folder, seconds=time.monotonic() - started)
+    install = start_install(folder)
+    if problem := install.wait(timeout):
+        raise RuntimeError(problem)
+    return ServiceEnv(folder=install.folder, seconds=time.monotonic() - install.started)
 
 
 def pipfile_packages() -> dict[str, str]:

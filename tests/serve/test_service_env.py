@@ -8,6 +8,7 @@ the tests skip, and with CI=true they fail instead.
 from __future__ import annotations
 
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -20,12 +21,15 @@ from helpers.core.features import target
 from helpers.ml import boosting
 from helpers.ml.training import save_model, train_pipeline
 from helpers.serve.service_env import (
+    Install,
     ServiceEnv,
     install_service_env,
     installed_versions,
     pipfile_mismatches,
+    start_install,
 )
 from helpers.serve.service_process import start_service
+from helpers.servers.processes import group_alive, start_in_group
 from tests.support import RIDE, skip_or_fail_in_ci
 
 pytestmark = [pytest.mark.install, pytest.mark.servers, pytest.mark.xdist_group("pipenv")]
@@ -116,3 +120,32 @@ def test_a_missing_or_other_version_is_a_mismatch():
     assert pipfile_mismatches(pins) == {}
     assert pipfile_mismatches({**pins, "flask": "0.1"}) == {"flask": "0.1"}
     assert pipfile_mismatches({key: value for key, value in pins.items() if key != "mlflow"}) == {"mlflow": None}
+
+
+def _install_of(command: list[str], folder: Path) -> Install:
+    """An :class:`Install` of ``command`` instead of pipenv, to see how a failed or stuck one is told."""
+    log_path = folder / "pipenv-install.log"
+    process = start_in_group(command, None, log_path, cwd=folder)
+    return Install(process=process, log_path=log_path, folder=folder, started=time.monotonic())
+
+
+def test_a_failed_background_install_is_told_with_its_logs_last_lines(tmp_path):
+    install = _install_of(["sh", "-c", "echo 'ERROR: Could not find a version that satisfies'; exit 1"], tmp_path)
+
+    problem = install.wait(timeout=30)
+    assert problem.startswith("`pipenv install --deploy` failed with code 1")
+    assert "Could not find a version that satisfies" in problem
+
+
+def test_a_stuck_background_install_is_stopped_at_its_timeout(tmp_path):
+    install = _install_of(["sleep", "60"], tmp_path)
+
+    assert "did not finish within 0.5 s" in install.wait(timeout=0.5)
+    assert not group_alive(install.pgid)
+
+
+def test_the_background_install_is_the_waited_one_and_reuses_the_environment(service_env):
+    install = start_install(service_env.folder)
+
+    assert install.wait() is None
+    assert installed_versions(service_env.python) == installed_versions(install.folder / ".venv" / "bin" / "python")
