@@ -223,8 +223,8 @@ def sets():
     """build_sets' output on two twin months, as the data_preparation pipeline makes it."""
     import pandas as pd
 
-    from helpers.core import twin
-    from helpers.orchestrate import pipelines
+    from helpers.core import features, twin
+    from helpers.orchestrate import mage
 
     raw = pd.concat(
         [
@@ -233,7 +233,7 @@ def sets():
         ],
         ignore_index=True,
     )
-    return pipelines.build_sets(pipelines.prepare_rides(raw))
+    return mage.load_block(mage.PROJECT_DIR / "transformers" / "build_sets.py").function()(features.prepare(raw))
 
 
 def test_the_sets_test_check_accepts_its_solution(sets):
