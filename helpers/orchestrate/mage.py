@@ -318,7 +318,14 @@ def run_pipeline(
         The run; call ``.raise_for_status()`` to raise when it failed.
     """
     pipeline_metadata(pipeline, project)  # a clear error for a misspelt name, before Mage's own
-    command = [str(mage_executable()), "run", str(project), pipeline, "--test" if tests else "--no-test"]
+    # Absolute: Mage runs in the repository's root, and a notebook may pass a path relative to its own folder.
+    command = [
+        str(mage_executable()),
+        "run",
+        str(Path(project).resolve()),
+        pipeline,
+        "--test" if tests else "--no-test",
+    ]
     if variables:
         command += ["--runtime-vars", json.dumps(variables)]
     started, started_at = time.monotonic(), time.time()
