@@ -85,8 +85,11 @@ def data_dir() -> Path:
 
 def mage_env(**extra: str) -> dict[str, str]:
     """This process's environment (data, MLflow store, offline and quick settings) plus Mage's own."""
-    # The course kernel's virtualenv must not leak into Mage's interpreter.
-    return config.child_environ({"MAGE_DATA_DIR": str(data_dir()), **extra}, drop=("VIRTUAL_ENV",))
+    # The course kernel's virtualenv must not leak into Mage's interpreter, nor its forced colours
+    # (a Jupyter kernel sets FORCE_COLOR) into Mage's output, which is read as text.
+    return config.child_environ(
+        {"MAGE_DATA_DIR": str(data_dir()), **extra}, drop=("VIRTUAL_ENV", "FORCE_COLOR", "CLICOLOR_FORCE")
+    )
 
 
 # --- The project ---------------------------------------------------------------------------------
