@@ -151,7 +151,8 @@ EXERCISES: dict[str, Exercise] = {
         expected="2024-04",
         hint="pipelines.RunSettings.from_variables({'train_month': 'auto', 'execution_date': ...}) answers it; "
         "it validates on the newest complete month and trains on the one before.",
-        solution="answer = pipelines.month_label(pipelines.RunSettings.from_variables(\n"
+        solution="from helpers.orchestrate import pipelines\n\n"
+        "answer = pipelines.month_label(pipelines.RunSettings.from_variables(\n"
         '    {"train_month": "auto", "execution_date": "2024-06-01T00:00:00"}).train)',
         hints=(
             (
