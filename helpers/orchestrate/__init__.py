@@ -1,1 +1,1 @@
-"""Chapter 05's pipelines: the steps Mage's blocks share, and Mage's runtime and REST API."""
+"""Chapter 05's pipelines: what Mage's blocks share, running their files, and Mage's runtime and REST API."""

@@ -5,7 +5,9 @@ packages the course needs newer. The notebook never switches kernels: it runs pi
 ``mage run`` in that environment (:func:`run_pipeline`), reads what blocks produced
 (:func:`block_output`), and starts Mage's server (:func:`start_server`) to fire triggers over its
 REST API, as any client would. Block outputs, logs and Mage's database go to ``MAGE_DATA_DIR``,
-``<build dir>/mage``, so the project folder itself stays as committed.
+``<build dir>/mage``, so the project folder itself stays as committed. A learner's blocks go into a
+fresh copy of the project under ``build/`` (:func:`copy_project`), run the same way. Without Mage,
+:func:`run_blocks` runs a pipeline's block files in this process, as Mage runs them.
 
 Run ``python -m helpers.orchestrate.mage`` (``make mage``) for the Mage UI.
 """
@@ -14,13 +16,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import logging
+import re
+import runpy
 import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,26 +85,35 @@ def data_dir() -> Path:
 
 def mage_env(**extra: str) -> dict[str, str]:
     """This process's environment (data, MLflow store, offline and quick settings) plus Mage's own."""
-    # The course kernel's virtualenv must not leak into Mage's interpreter.
-    return config.child_environ({"MAGE_DATA_DIR": str(data_dir()), **extra}, drop=("VIRTUAL_ENV",))
+    # The course kernel's virtualenv must not leak into Mage's interpreter, nor its forced colours
+    # (a Jupyter kernel sets FORCE_COLOR) into Mage's output, which is read as text.
+    return config.child_environ(
+        {"MAGE_DATA_DIR": str(data_dir()), **extra}, drop=("VIRTUAL_ENV", "FORCE_COLOR", "CLICOLOR_FORCE")
+    )
 
 
 # --- The project ---------------------------------------------------------------------------------
 
 
-def pipeline_names() -> list[str]:
+def pipeline_names(project: Path = PROJECT_DIR) -> list[str]:
     """The project's pipelines, in the order the chapter presents them."""
     order = ["data_preparation", "sklearn_training", "xgboost_training", "deploying", "batch_inference", "retraining"]
-    found = sorted(path.parent.name for path in (PROJECT_DIR / "pipelines").glob("*/metadata.yaml"))
+    found = sorted(path.parent.name for path in (project / "pipelines").glob("*/metadata.yaml"))
     return [name for name in order if name in found] + [name for name in found if name not in order]
 
 
-def pipeline_metadata(pipeline: str) -> dict[str, Any]:
+def pipeline_metadata(pipeline: str, project: Path = PROJECT_DIR) -> dict[str, Any]:
     """A pipeline's ``metadata.yaml``: its blocks, their types and order, its variables."""
-    path = PROJECT_DIR / "pipelines" / pipeline / "metadata.yaml"
+    path = project / "pipelines" / pipeline / "metadata.yaml"
     if not path.exists():
-        raise ValueError(f"no pipeline {pipeline!r} in {PROJECT_DIR}; there are {pipeline_names()}")
+        raise ValueError(f"no pipeline {pipeline!r} in {project}; there are {pipeline_names(project)}")
     return yaml.safe_load(path.read_text())
+
+
+def block_file(block: dict[str, Any]) -> str:
+    """Where a block of ``metadata.yaml`` keeps its code, relative to the project: ``custom/x.py``, ``sensors/x.py``."""
+    folder = "custom" if block["type"] == "custom" else f"{block['type']}s"
+    return f"{folder}/{block['uuid']}.py"
 
 
 def describe() -> pd.DataFrame:
@@ -106,17 +121,106 @@ def describe() -> pd.DataFrame:
     rows = []
     for pipeline in pipeline_names():
         for block in pipeline_metadata(pipeline)["blocks"]:
-            folder = "custom" if block["type"] == "custom" else f"{block['type']}s"
             rows.append(
                 {
                     "pipeline": pipeline,
                     "block": block["uuid"],
                     "type": block["type"],
-                    "file": f"{folder}/{block['uuid']}.py",
+                    "file": block_file(block),
                     "upstream": ", ".join(block["upstream_blocks"]) or "-",
                 }
             )
     return pd.DataFrame(rows)
+
+
+def copy_project(target: Path) -> Path:
+    """A fresh copy of the project at ``target`` (under ``build/``), for blocks a learner writes.
+
+    Whatever an earlier copy held, its files and the outputs Mage kept of its runs, is removed first,
+    so a re-run starts from the committed project. Returns ``target``.
+    """
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.rmtree(data_dir() / target.name, ignore_errors=True)
+    shutil.copytree(PROJECT_DIR, target, ignore=shutil.ignore_patterns("__pycache__", ".variables", ".logs"))
+    return target
+
+
+# --- Blocks without Mage -------------------------------------------------------------------------
+
+BLOCK_TYPES = ("data_loader", "transformer", "custom", "data_exporter", "sensor")
+
+
+@dataclass(frozen=True)
+class BlockCode:
+    """What a block file defines: its decorated function, by decorator, and its ``@test`` functions."""
+
+    path: Path
+    functions: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    tests: list[Callable[..., Any]] = field(default_factory=list)
+
+    def function(self) -> Callable[..., Any]:
+        """The block's function (the one decorated ``@data_loader``, ``@transformer``, ...).
+
+        Raises:
+            LookupError: the file decorates none.
+        """
+        if not self.functions:
+            raise LookupError(f"no function decorated with one of {', '.join('@' + t for t in BLOCK_TYPES)}")
+        return next(iter(self.functions.values()))
+
+
+def load_block(path: Path) -> BlockCode:
+    """Run a block file as Mage does, with its decorators already defined, and collect what they decorate.
+
+    Raises:
+        Exception: whatever the file raises as it runs (a SyntaxError, an ImportError, ...).
+    """
+    found = BlockCode(Path(path))
+
+    def decorator(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def mark(function: Callable[..., Any]) -> Callable[..., Any]:
+            if name == "test":
+                found.tests.append(function)
+            else:
+                found.functions[name] = function
+            return function
+
+        return mark
+
+    runpy.run_path(str(path), init_globals={name: decorator(name) for name in (*BLOCK_TYPES, "test")})
+    return found
+
+
+def run_blocks(
+    pipeline: str, variables: dict[str, Any] | None = None, *, skip: Iterable[str] = (), project: Path = PROJECT_DIR
+) -> dict[str, Any]:
+    """Run a pipeline's blocks in this process, in order, as ``mage run --test`` does: each block gets its
+    upstream blocks' outputs and the run's variables, then its ``@test`` functions get its output.
+
+    Args:
+        pipeline: A name from :func:`pipeline_names`.
+        variables: Runtime variables, over the pipeline's own.
+        skip: Block types not to run, e.g. ``("sensor",)`` when the data is known to be there.
+
+    Returns:
+        Each block's output, by block name.
+
+    Raises:
+        Exception: whatever a block or its test raised (an AssertionError for a failed test).
+    """
+    metadata = pipeline_metadata(pipeline, project)
+    run_variables = {**(metadata.get("variables") or {}), **(variables or {})}
+    outputs: dict[str, Any] = {}
+    for block in metadata["blocks"]:
+        if block["type"] in skip:
+            continue
+        code = load_block(project / block_file(block))
+        upstream = [outputs[name] for name in block["upstream_blocks"] if name in outputs]
+        output = code.function()(*upstream, **run_variables)
+        for test in code.tests:
+            test(output)
+        outputs[block["uuid"]] = output
+    return outputs
 
 
 # --- mage run ------------------------------------------------------------------------------------
@@ -130,6 +234,9 @@ class PipelineRun:
     returncode: int
     seconds: float
     output: str
+    project: Path = PROJECT_DIR
+    # Wall-clock time the run started: a block file changed after it is not the code that ran.
+    started_at: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -137,6 +244,28 @@ class PipelineRun:
 
     def tail(self, lines: int = 15) -> str:
         return "\n".join(self.output.splitlines()[-lines:])
+
+    def tests_passed(self) -> list[tuple[int, int]]:
+        """``(passed, run)`` for each block whose ``@test`` functions Mage ran, in the order it ran them."""
+        counts = re.findall(r"^(\d+)/(\d+) tests passed\.$", self.output, re.M)
+        return [(int(passed), int(run)) for passed, run in counts]
+
+    def failed_tests(self) -> dict[str, str]:
+        """Each ``@test`` that failed, as Mage reported it: ``{"build_sets.test_sets": "AssertionError: ..."}``."""
+        failed = {}
+        lines = self.output.splitlines()
+        for index, line in enumerate(lines):
+            if match := re.match(r"FAIL: (\w+) \(block: (\w+)\)", line):
+                # Mage prints the test's traceback up to a line of dashes; its last error line is the test's.
+                report = itertools.takewhile(lambda text: not text.startswith("---"), lines[index + 2 :])
+                errors = [text for text in report if _ERROR_LINE.match(text)]
+                failed[f"{match[2]}.{match[1]}"] = errors[-1] if errors else "failed"
+        return failed
+
+    def error(self) -> str | None:
+        """The last error Mage printed (the one that ended the run), or None."""
+        errors = [line for line in self.output.splitlines() if _ERROR_LINE.match(line)]
+        return errors[-1] if errors else None
 
     def raise_for_status(self) -> PipelineRun:
         """Return self when the run succeeded.
@@ -163,12 +292,21 @@ _NOISE = (
 )
 
 
+# An exception's line in a traceback: "AssertionError: ...", "mlflow.exceptions.MlflowException: ...".
+_ERROR_LINE = re.compile(r"^[\w.]*(Error|Exception|Interrupt)\b")
+
+
 def _readable(output: str) -> str:
     return "\n".join(line for line in output.splitlines() if line.strip() and not any(n in line for n in _NOISE))
 
 
 def run_pipeline(
-    pipeline: str, variables: dict[str, Any] | None = None, *, tests: bool = True, timeout: float = 1800
+    pipeline: str,
+    variables: dict[str, Any] | None = None,
+    *,
+    tests: bool = True,
+    timeout: float = 1800,
+    project: Path = PROJECT_DIR,
 ) -> PipelineRun:
     """``mage run orchestration <pipeline>`` in ``.venv-mage``, with ``@test`` blocks on by default.
 
@@ -177,15 +315,23 @@ def run_pipeline(
         variables: Runtime variables; they override the pipeline's own (e.g. ``{"train_month": "2021-02"}``).
         tests: Run the blocks' ``@test`` functions; a failing test fails the run.
         timeout: Seconds before the run is killed.
+        project: The project to run it from: the course's, or a copy (:func:`copy_project`).
 
     Returns:
         The run; call ``.raise_for_status()`` to raise when it failed.
     """
-    pipeline_metadata(pipeline)  # a clear error for a misspelt name, before Mage's own
-    command = [str(mage_executable()), "run", str(PROJECT_DIR), pipeline, "--test" if tests else "--no-test"]
+    pipeline_metadata(pipeline, project)  # a clear error for a misspelt name, before Mage's own
+    # Absolute: Mage runs in the repository's root, and a notebook may pass a path relative to its own folder.
+    command = [
+        str(mage_executable()),
+        "run",
+        str(Path(project).resolve()),
+        pipeline,
+        "--test" if tests else "--no-test",
+    ]
     if variables:
         command += ["--runtime-vars", json.dumps(variables)]
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     try:
         # Mage prints tracebacks with rich, which wraps at 80 columns when not on a terminal.
         done = subprocess.run(
@@ -194,16 +340,18 @@ def run_pipeline(
         returncode, output = done.returncode, done.stdout + done.stderr
     except subprocess.TimeoutExpired as expired:
         returncode, output = -1, f"{expired.stdout or ''}{expired.stderr or ''}\nkilled after {timeout:g} s"
-    return PipelineRun(pipeline, returncode, round(time.monotonic() - started, 1), _readable(output))
+    seconds = round(time.monotonic() - started, 1)
+    return PipelineRun(pipeline, returncode, seconds, _readable(output), project, started_at)
 
 
-def block_output(pipeline: str, block: str, index: int = 0) -> pd.DataFrame | Any:
-    """What ``block`` returned in the latest ``mage run`` of ``pipeline``: a frame, or JSON data.
+def block_output(pipeline: str, block: str, index: int = 0, *, project: Path = PROJECT_DIR) -> pd.DataFrame | Any:
+    """What ``block`` returned in the latest ``mage run`` of ``pipeline`` in ``project``: a frame, or JSON data.
 
     Raises:
         FileNotFoundError: the block has not run yet (with ``mage run``) under this ``MAGE_DATA_DIR``.
     """
-    folder = data_dir() / PROJECT_DIR.name / "pipelines" / pipeline / ".variables" / block / f"output_{index}"
+    # Mage keeps a project's outputs in a folder named after the project's folder.
+    folder = data_dir() / project.name / "pipelines" / pipeline / ".variables" / block / f"output_{index}"
     if (folder / "data.parquet").exists():
         return pd.read_parquet(folder / "data.parquet")
     if (folder / "data.json").exists():

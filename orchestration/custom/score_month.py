@@ -1,6 +1,11 @@
 """Batch inference (chapter 06): score every ride of a month with the model, write its predictions."""
 
-from helpers.orchestrate import pipelines
+from pathlib import Path
+
+import pandas as pd
+
+from helpers.core.tlc import parse_month
+from helpers.serve import batch
 
 if "custom" not in globals():
     from mage_ai.data_preparation.decorators import custom
@@ -10,12 +15,18 @@ if "test" not in globals():
 
 @custom
 def score_month(*args, **kwargs):
-    summary = pipelines.score_month(
-        kwargs.get("color") or "green",
-        kwargs.get("month") or "2021-03",
-        kwargs.get("model_uri") or "models:/nyc-taxi-duration@champion",
-        kwargs.get("output_dir"),
-    )
+    color, month = kwargs.get("color") or "green", kwargs.get("month") or "2021-03"
+    model_uri = kwargs.get("model_uri") or "models:/nyc-taxi-duration@champion"
+    output_dir = kwargs.get("output_dir")
+    # Chapter 06's batch job: load the model first, then score the month and write its partition.
+    path = batch.run(color, *parse_month(month), model_uri, Path(output_dir) if output_dir else None, progress=False)
+    scored = pd.read_parquet(path, columns=["predicted_duration", "model_version"])
+    summary = {
+        "path": str(path),
+        "rides": len(scored),
+        "model_version": str(scored["model_version"].iloc[0]),
+        "mean_predicted_duration": round(float(scored["predicted_duration"].mean()), 3),
+    }
     print(f"{summary['rides']:,} rides scored by v{summary['model_version']} into {summary['path']}")
     return summary
 

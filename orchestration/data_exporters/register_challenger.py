@@ -1,6 +1,8 @@
 """Register the trained model in the MLflow registry and make it the challenger."""
 
-from helpers.orchestrate import pipelines
+from mlflow.tracking import MlflowClient
+
+from helpers.ml import registry
 
 if "data_exporter" not in globals():
     from mage_ai.data_preparation.decorators import data_exporter
@@ -8,6 +10,16 @@ if "data_exporter" not in globals():
 
 @data_exporter
 def register_challenger(trained, *args, **kwargs):
-    registered = pipelines.register_challenger(trained)
-    print(f"nyc-taxi-duration v{registered['version']} is the challenger ({registered['model']})")
-    return registered
+    client = MlflowClient()
+    # Chapter 04's registration: a run registered before keeps its version, so a re-run adds none.
+    version = registry.register_run(client.get_run(trained["run_id"]))
+    client.set_registered_model_alias(registry.MODEL_NAME, registry.CHALLENGER, version.version)
+    client.set_model_version_tag(registry.MODEL_NAME, version.version, "status", "challenger")
+    print(f"{registry.MODEL_NAME} v{version.version} is the challenger ({trained['model']})")
+    return {
+        "version": str(version.version),
+        "run_id": trained["run_id"],
+        "rmse": trained["rmse"],
+        "model": trained["model"],
+        "recipe_version": version.tags.get(registry.RECIPE_VERSION_TAG),
+    }

@@ -1,4 +1,4 @@
-"""The code-writing exercises of chapters 01-04: each check accepts its solution, gives the specific
+"""The code-writing exercises: each check accepts its solution, gives the specific
 hint to a typical wrong answer, and leaves the learner's MLflow state exactly as it found it."""
 
 import ast
@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.linear_model import LinearRegression
 
-from helpers.course.checks import CORRECT, INCORRECT, check, solution
+from helpers.course.checks import CORRECT, INCORRECT, NOT_ATTEMPTED, check, solution
 from helpers.course.isolation import isolated_tracking
 from helpers.course.runner import find_chapters, notebooks_dir
 from helpers.ml import tracking, training
@@ -217,53 +217,74 @@ def test_an_alias_that_stays_on_the_first_version_gets_that_hint(learner):
 
 # --- 05 ------------------------------------------------------------------------------------------
 
-
-@pytest.fixture(scope="module")
-def sets():
-    """build_sets' output on two twin months, as the data_preparation pipeline makes it."""
-    import pandas as pd
-
-    from helpers.core import twin
-    from helpers.orchestrate import pipelines
-
-    raw = pd.concat(
-        [
-            twin.make_twin("green", 2021, month, n_rows=2_000).to_pandas().assign(split=split)
-            for month, split in ((1, "train"), (2, "validation"))
-        ],
-        ignore_index=True,
-    )
-    return pipelines.build_sets(pipelines.prepare_rides(raw))
+STUB_BLOCK = """if "transformer" not in globals():
+    from mage_ai.data_preparation.decorators import transformer
+if "test" not in globals():
+    from mage_ai.data_preparation.decorators import test
 
 
-def test_the_sets_test_check_accepts_its_solution(sets):
-    assert check("05.sets_test", solved("05.sets_test"), sets=sets).status == CORRECT
+@transformer
+def build_sets(prepared, *args, **kwargs):
+    ...  # your code here
 
 
-def test_a_sets_test_without_the_upper_bound_gets_that_hint(sets):
-    def test_sets(sets, *args):
-        assert set(sets["split"]) == {"train", "validation"}
-        assert (sets["duration"] >= 1).all()
-
-    feedback = check("05.sets_test", test_sets, sets=sets)
-    assert feedback.status == INCORRECT and "75 minutes" in feedback.message
+@test
+def test_sets(sets, *args):
+    ...  # your code here
+"""
 
 
-def test_a_sets_test_that_raises_valueerror_is_told_to_assert(sets):
-    def test_sets(sets, *args):
-        if len(set(sets["split"])) < 2:
-            raise ValueError("a split is missing")
+def block_attempt(source: str, *, run: bool):
+    """The learner's path: a fresh copy of the project, the block written into it, its pipeline run with
+    ``mage run`` when ``run``; returns what the notebook passes the check."""
+    from functools import partial
 
-    feedback = check("05.sets_test", test_sets, sets=sets)
-    assert feedback.status == INCORRECT and "AssertionError" in feedback.message
+    from helpers.core import config
+    from helpers.orchestrate import mage
+
+    project = mage.copy_project(config.build_dir() / "05_orchestration" / "project")
+    block_file = project / "transformers" / "build_sets.py"
+    block_file.write_text(source)
+    pipeline_run = mage.run_pipeline("data_preparation", project=project) if run else None
+    return partial(mage.load_block, block_file), pipeline_run
 
 
-def test_a_sets_test_that_fails_good_data_says_so(sets):
-    def test_sets(sets, *args):
-        assert sets["duration"].between(1, 30).all(), "too long"
+def test_the_untouched_block_stub_is_not_attempted():
+    load, _ = block_attempt(STUB_BLOCK, run=False)
+    assert check("05.sets_block", load, run=None).status == NOT_ATTEMPTED
 
-    feedback = check("05.sets_test", test_sets, sets=sets)
-    assert feedback.status == INCORRECT and "failed the real output" in feedback.message
+
+@pytest.mark.parametrize(
+    "source, words",
+    [
+        ("def build_sets(:\n", "could not load your block file: SyntaxError"),
+        ("def build_sets(prepared):\n    return prepared\n", "decorate build_sets with @transformer"),
+        (STUB_BLOCK.split("@test")[0].replace("...  # your code here", "return prepared"), "has no @test"),
+        (solution("05.sets_block"), "run the copy's pipeline again"),
+    ],
+    ids=["syntax-error", "no-decorator", "no-test", "never-run"],
+)
+def test_a_block_that_mage_cannot_or_did_not_run_gets_that_hint(source, words):
+    load, _ = block_attempt(source, run=False)
+    feedback = check("05.sets_block", load, run=None)
+    assert feedback.status == INCORRECT and words in feedback.message
+
+
+@pytest.mark.mage
+@pytest.mark.servers
+def test_the_sets_block_check_accepts_its_solution_run_by_mage():
+    load, run = block_attempt(solution("05.sets_block"), run=True)
+    assert check("05.sets_block", load, run=run).status == CORRECT
+
+
+@pytest.mark.mage
+@pytest.mark.servers
+def test_a_block_whose_test_fails_good_sets_in_mage_is_told_what_mage_reported():
+    load, run = block_attempt(solution("05.sets_block").replace("between(1, 60)", "between(1, 30)"), run=True)
+    feedback = check("05.sets_block", load, run=run)
+    assert feedback.status == INCORRECT
+    assert "Mage ran build_sets.test_sets on the real sets and it failed" in feedback.message
+    assert "AssertionError: a duration is outside 1-60 minutes" in feedback.message
 
 
 # --- 06 ------------------------------------------------------------------------------------------

@@ -126,6 +126,49 @@ def test_an_unknown_pipeline_is_named_with_the_choices():
         mage.run_pipeline("training")
 
 
+def test_a_copy_of_the_project_is_made_fresh_each_time():
+    target = config.build_dir() / "05_orchestration" / "project"
+    copy = mage.copy_project(target)
+    assert mage.pipeline_names(copy) == mage.pipeline_names()
+    (copy / "transformers" / "build_sets.py").write_text("a learner's block")
+    (copy / "transformers" / "extra.py").write_text("a file of the first run")
+    outputs = mage.data_dir() / target.name / "pipelines" / "data_preparation" / ".variables"
+    outputs.mkdir(parents=True)
+
+    mage.copy_project(target)
+
+    assert (copy / "transformers" / "build_sets.py").read_text() == (
+        mage.PROJECT_DIR / "transformers" / "build_sets.py"
+    ).read_text()
+    assert not (copy / "transformers" / "extra.py").exists() and not outputs.exists()
+
+
+# What `mage run` printed for a block whose second test failed, as run_pipeline keeps it (traceback frames cut).
+FAILED_RUN = """green: train 2021-01, validate 2021-02
+--------------------------------------------------------------
+1/1 tests passed.
+==============================================================
+FAIL: test_sets (block: build_sets)
+--------------------------------------------------------------
+Traceback (most recent call last):
+RuntimeError: no running event loop
+During handling of the above exception, another exception occurred:
+Traceback (most recent call last):
+  File "<string>", line 13, in test_sets
+AssertionError: too long a ride
+--------------------------------------------------------------
+1/2 tests passed.
+Exception: Failed to pass tests for block build_sets"""
+
+
+def test_a_runs_test_results_are_read_from_what_mage_printed():
+    run = mage.PipelineRun("data_preparation", 1, 8.0, FAILED_RUN)
+    assert not run.ok
+    assert run.tests_passed() == [(1, 1), (1, 2)]
+    assert run.failed_tests() == {"build_sets.test_sets": "AssertionError: too long a ride"}
+    assert run.error() == "Exception: Failed to pass tests for block build_sets"
+
+
 @pytest.mark.mage
 @pytest.mark.servers
 def test_data_preparation_builds_train_and_validation_sets(committed_project):
