@@ -13,6 +13,7 @@ import ast
 import inspect
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from helpers.course.exercise import Exercise, matches, safe
@@ -71,8 +72,8 @@ def check(exercise_id: str, answer: Any, **context: Any) -> Feedback:
 
     Args:
         exercise_id: Key in :data:`EXERCISES`, e.g. ``"01.maturity"``.
-        answer: The learner's answer (a function, for a coding exercise); ``None`` or the notebook's
-            stub means not attempted yet.
+        answer: The learner's answer (a function for a coding exercise, or the file it wrote);
+            ``None`` or the notebook's stub means not attempted yet.
         context: What the check needs: for a coding exercise e.g. ``server=`` the team server, for a
             value the data decides, the objects its answer is computed from (``vectorizer=``).
 
@@ -83,7 +84,8 @@ def check(exercise_id: str, answer: Any, **context: Any) -> Feedback:
     if answer is None or (exercise.verify and callable(answer) and _is_stub(answer)):
         return Feedback(NOT_ATTEMPTED, f"Not attempted yet. {exercise.question}")
     if exercise.verify:
-        if not callable(answer):
+        # A block the learner wrote with %%writefile is answered by its file.
+        if not callable(answer) and not isinstance(answer, Path):
             return Feedback(INCORRECT, "Not quite: pass the function itself (its name, without calling it).")
         try:
             return exercise.verify(answer, **context)

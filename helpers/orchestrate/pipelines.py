@@ -1,10 +1,10 @@
-"""What chapter 05's Mage blocks share with each other and with chapter 07: the months a run works on.
+"""What chapter 05's Mage blocks share with each other and with chapter 08: the months a run works on.
 
 Each block in ``orchestration/`` holds its own step's code (the pandas, the MLflow calls). What is
 here is what several blocks or chapters need: :class:`RunSettings`, which reads the months from a
 run's variables (Mage's keyword arguments: pipeline variables, ``execution_date``), whether a month
-is published (the retraining sensor, chapter 07), the promotion on a test month (chapter 07), and
-the retraining pipeline's blocks run in this process when no Mage server is there (chapter 07).
+is published (the retraining sensor, chapter 08), the promotion on a test month (chapter 08), and
+the retraining pipeline's blocks run in this process when no Mage server is there (chapter 08).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def month_published(color: str, month: Month, timeout: float = 10) -> bool:
 
 
 def promote_challenger(test_month: str | None = None, color: str = "green") -> dict[str, Any]:
-    """Compare challenger and champion on the test month; move ``champion`` only if better (chapter 07
+    """Compare challenger and champion on the test month; move ``champion`` only if better (chapter 08
     judges a retrained challenger so; the deploying pipeline's block does the same on its test month)."""
     if test_month:
         df_test = features.read_prepared(data.fetch_month(color, *parse_month(test_month)).path)

@@ -237,8 +237,6 @@ def test_sets(sets, *args):
 def block_attempt(source: str, *, run: bool):
     """The learner's path: a fresh copy of the project, the block written into it, its pipeline run with
     ``mage run`` when ``run``; returns what the notebook passes the check."""
-    from functools import partial
-
     from helpers.core import config
     from helpers.orchestrate import mage
 
@@ -246,7 +244,7 @@ def block_attempt(source: str, *, run: bool):
     block_file = project / "transformers" / "build_sets.py"
     block_file.write_text(source)
     pipeline_run = mage.run_pipeline("data_preparation", project=project) if run else None
-    return partial(mage.load_block, block_file), pipeline_run
+    return block_file, pipeline_run
 
 
 def test_the_untouched_block_stub_is_not_attempted():

@@ -7,6 +7,7 @@ import ast
 import inspect
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -56,17 +57,17 @@ def _broken_sets(sets: pd.DataFrame) -> list[tuple[pd.DataFrame, str]]:
     ]
 
 
-def verify_sets_block(load: Callable[[], mage.BlockCode], run: mage.PipelineRun | None = None) -> Feedback:
+def verify_sets_block(block_file: Path, run: mage.PipelineRun | None = None) -> Feedback:
     """Judge a learner's ``build_sets`` block from what Mage recorded of its run in the copy of the
     project: the run's status, the tests Mage ran and failed, and the sets the block returned; then
     run the block's tests on broken copies of those sets, which they must fail.
 
     Args:
-        load: Loads the learner's block file as Mage does (``partial(mage.load_block, path)``).
+        block_file: The learner's block file in the copy of the project.
         run: The ``mage run`` of the copy's ``data_preparation`` (``mage.run_pipeline(..., project=copy)``).
     """
     try:
-        code = load()
+        code = mage.load_block(block_file)
     except Exception as error:  # noqa: BLE001 - whatever the learner's file raises is the hint
         return wrong(f"Mage could not load your block file: {type(error).__name__}: {str(error)[:300]}")
     if not code.functions:
