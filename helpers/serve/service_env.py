@@ -10,6 +10,7 @@ own (chapter 07 writes its service meanwhile); :func:`install_service_env` waits
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -67,10 +68,10 @@ def pipenv_command() -> list[str]:
     Raises:
         RuntimeError: pipenv is not installed here.
     """
-    try:
-        import pipenv  # noqa: F401 - only asks whether it is installed
-    except ImportError as missing:
-        raise RuntimeError("pipenv is not installed in this environment: run `make setup`.") from missing
+    # Found, not imported: importing pipenv sets the root logger to INFO, and a kernel would then print
+    # every library's INFO lines.
+    if importlib.util.find_spec("pipenv") is None:
+        raise RuntimeError("pipenv is not installed in this environment: run `make setup`.")
     return [sys.executable, "-m", "pipenv"]
 
 
@@ -101,6 +102,14 @@ class Install(GroupProcess):
         return None
 
 
+def copy_service_files(folder: Path) -> Path:
+    """Copy the service's Pipfile and its lock into ``folder`` (made if missing); return ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in SERVICE_FILES:
+        shutil.copy2(config.REPO_ROOT / name, folder / name)
+    return folder
+
+
 def start_install(folder: Path | None = None) -> Install:
     """Copy the service's Pipfile and lock into ``folder`` and start ``pipenv install --deploy`` there,
     in the background, its output going to ``pipenv-install.log`` in that folder.
@@ -113,10 +122,7 @@ def start_install(folder: Path | None = None) -> Install:
     Raises:
         RuntimeError: pipenv is not installed here.
     """
-    folder = (folder or work_dir()).absolute()
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in SERVICE_FILES:
-        shutil.copy2(config.REPO_ROOT / name, folder / name)
+    folder = copy_service_files(folder or work_dir()).absolute()
     log_path = folder / "pipenv-install.log"
     process = start_in_group([*pipenv_command(), "install", "--deploy"], pipenv_environ(), log_path, cwd=folder)
     return Install(process=process, log_path=log_path, folder=folder, started=time.monotonic())

@@ -149,3 +149,15 @@ def test_the_background_install_is_the_waited_one_and_reuses_the_environment(ser
 
     assert install.wait() is None
     assert installed_versions(service_env.python) == installed_versions(install.folder / ".venv" / "bin" / "python")
+
+
+def test_asking_for_pipenv_leaves_the_root_logger_as_it_was():
+    import logging
+    import subprocess
+
+    script = (
+        "import logging; from helpers.serve import service_env; service_env.pipenv_command(); "
+        "print(logging.getLogger().level, len(logging.getLogger().handlers))"
+    )
+    printed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert printed.split() == [str(logging.WARNING), "0"]
