@@ -12,17 +12,11 @@ from helpers.course.exercise import Exercise, between
 from helpers.course.feedback import Feedback, right, wrong
 from helpers.course.isolation import raised
 from helpers.serve import batch
+from helpers.serve.predictions import output_columns
 
 _YEAR, _MONTH = 2021, 3
-_COLUMNS = (
-    "ride_id",
-    "lpep_pickup_datetime",
-    "PULocationID",
-    "DOLocationID",
-    "actual_duration",
-    "predicted_duration",
-    "diff",
-)
+# The batch job's own columns, but the model version, which the exercise leaves out.
+_COLUMNS = tuple(column for column in output_columns("green") if column != "model_version")
 
 
 def _raw_rides(n: int = 100) -> pd.DataFrame:
