@@ -20,7 +20,8 @@ MAGE_VENV := .venv-mage
 MAGE_STAMP := $(MAGE_VENV)/.synced-from-lock
 MAGE_LOCK := orchestration/requirements.lock
 MAGE_PORT ?= 6789
-# The helpers modules Mage's blocks run, tested again in .venv-mage with its own library versions.
+# The helpers modules Mage's blocks run, tested again in .venv-mage with its own library versions
+# (by a test in tests/orchestrate/test_mage.py, so the pass runs beside the others).
 MAGE_TESTS := tests/orchestrate/test_pipelines.py tests/core/test_features.py tests/ml/test_training.py \
 	tests/core/test_data.py tests/core/test_twin.py tests/ml/test_tracking.py tests/ml/test_registry.py \
 	tests/ml/test_models.py tests/serve/test_batch.py tests/monitor/test_alerts.py tests/core/test_config.py \
@@ -107,10 +108,9 @@ serve: setup ## Serve MODEL_URI (default: the champion) with gunicorn on SERVE_B
 notebooks: setup mage-setup ## Run the course as a learner would, in a fresh clone of the working tree, offline, and copy its executed notebooks back: their committed form (~13 min)
 	$(VENV_PY) -m helpers.course.notebook_form refresh
 
-test: setup mage-setup lint ## Run every test offline, as CI does (then helpers again in .venv-mage)
+test: setup mage-setup lint ## Run every test offline, as CI does (MAGE_TESTS also in .venv-mage, by test_mage.py)
 	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(VENV_PY) -m pytest -n 2 --dist loadgroup --no-loadscope-reorder \
 		--durations=25 $(PYTEST_ARGS)
-	WORKBOOK_OFFLINE=1 WORKBOOK_QUICK=1 $(MAGE_VENV)/bin/python -m pytest -o addopts= $(MAGE_TESTS)
 
 lint: setup ## Check the code with ruff: lint rules and formatting (pyproject.toml's [tool.ruff])
 	$(VENV)/bin/ruff check .

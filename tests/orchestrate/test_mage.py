@@ -92,12 +92,43 @@ def helpers_modules_used_by_blocks() -> set[str]:
 
 
 def test_every_helpers_module_the_blocks_run_is_tested_in_the_mage_environment():
-    makefile = (config.REPO_ROOT / "Makefile").read_text()
-    listed = set(re.findall(r"tests/(\w+/test_\w+)\.py", makefile.split("MAGE_TESTS :=")[1].split("\n\n")[0]))
+    listed = {name.removeprefix("tests/").removesuffix(".py") for name in mage_tests()}
     tests = {module: module.replace(".", "/test_", 1) for module in helpers_modules_used_by_blocks()}
     tested = {test for test in tests.values() if (config.REPO_ROOT / "tests" / f"{test}.py").exists()}
     assert tested - listed == set()
     assert {"orchestrate/test_pipelines", "ml/test_tracking", "ml/test_registry", "serve/test_batch"} <= tested
+
+
+def mage_tests() -> list[str]:
+    """The Makefile's ``MAGE_TESTS``: the tests of the modules Mage's blocks run."""
+    makefile = (config.REPO_ROOT / "Makefile").read_text()
+    return re.findall(r"tests/\w+/test_\w+\.py", makefile.split("MAGE_TESTS :=")[1].split("\n\n")[0])
+
+
+@pytest.mark.mage
+def test_the_modules_mages_blocks_run_pass_their_tests_in_mages_own_environment(tmp_path):
+    # A test of its own rather than a second pytest after this one, so it runs beside the learner's path.
+    result = subprocess.run(
+        [
+            str(mage.MAGE_VENV / "bin" / "python"),
+            "-m",
+            "pytest",
+            "-o",
+            "addopts=",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--basetemp",
+            str(tmp_path / "basetemp"),
+            *mage_tests(),
+        ],
+        cwd=config.REPO_ROOT,
+        env=config.learner_environ({"WORKBOOK_OFFLINE": "1", "WORKBOOK_QUICK": "1"}),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
 
 
 def test_without_mage_installed_the_error_says_how_to_install_it(monkeypatch, tmp_path):
