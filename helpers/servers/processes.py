@@ -314,8 +314,9 @@ def run_until_interrupted(
         expected: How long starting usually takes, e.g. "15-60 s".
     """
     # The server runs in its own session, so a closed terminal or `kill` would orphan it:
-    # treat those like Ctrl-C, which stops it on the way out.
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    # treat those like Ctrl-C, which stops it on the way out. SIGINT too: a shell that starts us
+    # in the background (`make mlflow &`) leaves it ignored, and Python then never raises Ctrl-C.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.default_int_handler)
     print(f"Starting {label} ({expected})...", flush=True)
     with start() as server:

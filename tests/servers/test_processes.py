@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import signal
 import socket
 import subprocess
 import sys
@@ -121,6 +122,42 @@ def test_the_context_manager_stops_the_group(tmp_path):
         pgid = family.pgid
 
     assert not group_alive(pgid)
+
+
+# A foreground server, as `make mlflow` runs one: a sleeper in its own group until Ctrl-C.
+FOREGROUND = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from helpers.servers.processes import GroupProcess, run_until_interrupted, start_in_group\n"
+    "log = Path(sys.argv[1])\n"
+    "sleeper = [sys.executable, '-c', 'import time; time.sleep(60)']\n"
+    "run_until_interrupted('the sleeper', lambda: GroupProcess(start_in_group(sleeper, None, log), log),\n"
+    "                      lambda server: f'group {server.pgid}', expected='1 s')\n"
+)
+
+
+def test_ctrl_c_stops_a_foreground_server_that_a_shell_started_with_sigint_ignored(tmp_path):
+    # `make mlflow &` in a script: the shell sets SIGINT to ignored, and Python keeps it so.
+    cli = subprocess.Popen(
+        [sys.executable, "-c", FOREGROUND, str(tmp_path / "sleeper.log")],
+        cwd=config.REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        banner = next(line for line in cli.stdout if line.startswith("group "))
+        os.killpg(cli.pid, signal.SIGINT)
+        output = cli.communicate(timeout=20)[0]
+    finally:
+        if cli.poll() is None:
+            os.killpg(cli.pid, signal.SIGKILL)
+
+    assert cli.returncode == 0, output
+    assert "Stopping the sleeper" in output
+    assert not group_alive(int(banner.split()[1]))
 
 
 def test_wait_until_ready_returns_none_once_ready(family):
