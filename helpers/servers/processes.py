@@ -320,8 +320,9 @@ def run_until_interrupted(
         signal.signal(sig, signal.default_int_handler)
     print(f"Starting {label} ({expected})...", flush=True)
     with start() as server:
-        print(f"{banner(server)}\nLog: {server.log_path}\nPress Ctrl-C to stop.", flush=True)
+        # The banner inside the try: a Ctrl-C the moment it appears is a stop, not a traceback.
         try:
+            print(f"{banner(server)}\nLog: {server.log_path}\nPress Ctrl-C to stop.", flush=True)
             code = server.process.wait()
             print(f"{label[0].upper()}{label[1:]} exited (code {code}); see {server.log_path}")
         except KeyboardInterrupt:
