@@ -160,6 +160,26 @@ def test_ctrl_c_stops_a_foreground_server_that_a_shell_started_with_sigint_ignor
     assert not group_alive(int(banner.split()[1]))
 
 
+def test_a_ctrl_c_as_the_banner_appears_stops_the_server_without_a_traceback(tmp_path):
+    # The banner sends the Ctrl-C itself, so it lands while the banner is being printed.
+    interrupting = FOREGROUND.replace(
+        "lambda server: f'group {server.pgid}'",
+        "lambda server: f'group {server.pgid}' + str(__import__('os').kill(__import__('os').getpid(), 2) or '')",
+    )
+    assert interrupting != FOREGROUND
+    done = subprocess.run(
+        [sys.executable, "-c", interrupting, str(tmp_path / "sleeper.log")],
+        cwd=config.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Stopping the sleeper" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
 def test_wait_until_ready_returns_none_once_ready(family):
     checks = iter([False, False, True])
 
