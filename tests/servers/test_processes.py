@@ -124,15 +124,20 @@ def test_the_context_manager_stops_the_group(tmp_path):
     assert not group_alive(pgid)
 
 
-# A foreground server, as `make mlflow` runs one: a sleeper in its own group until Ctrl-C.
+# A foreground server, as `make mlflow` runs one: a sleeper in its own group until Ctrl-C. With
+# --interrupt-in-banner, the banner sends the Ctrl-C itself, so it lands while the banner prints.
 FOREGROUND = (
-    "import sys\n"
+    "import os, signal, sys\n"
     "from pathlib import Path\n"
     "from helpers.servers.processes import GroupProcess, run_until_interrupted, start_in_group\n"
     "log = Path(sys.argv[1])\n"
     "sleeper = [sys.executable, '-c', 'import time; time.sleep(60)']\n"
-    "run_until_interrupted('the sleeper', lambda: GroupProcess(start_in_group(sleeper, None, log), log),\n"
-    "                      lambda server: f'group {server.pgid}', expected='1 s')\n"
+    "def banner(server):\n"
+    "    if '--interrupt-in-banner' in sys.argv:\n"
+    "        os.kill(os.getpid(), signal.SIGINT)\n"
+    "    return f'group {server.pgid}'\n"
+    "run_until_interrupted('the sleeper', lambda: GroupProcess(start_in_group(sleeper, None, log), log), banner,\n"
+    "                      expected='1 s')\n"
 )
 
 
@@ -161,14 +166,8 @@ def test_ctrl_c_stops_a_foreground_server_that_a_shell_started_with_sigint_ignor
 
 
 def test_a_ctrl_c_as_the_banner_appears_stops_the_server_without_a_traceback(tmp_path):
-    # The banner sends the Ctrl-C itself, so it lands while the banner is being printed.
-    interrupting = FOREGROUND.replace(
-        "lambda server: f'group {server.pgid}'",
-        "lambda server: f'group {server.pgid}' + str(__import__('os').kill(__import__('os').getpid(), 2) or '')",
-    )
-    assert interrupting != FOREGROUND
     done = subprocess.run(
-        [sys.executable, "-c", interrupting, str(tmp_path / "sleeper.log")],
+        [sys.executable, "-c", FOREGROUND, str(tmp_path / "sleeper.log"), "--interrupt-in-banner"],
         cwd=config.REPO_ROOT,
         capture_output=True,
         text=True,
