@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,18 @@ class DownloadError(RuntimeError):
 
 class NetworkUnreachableError(DownloadError):
     """The server could not be reached at all (connection refused, DNS, timeout)."""
+
+
+class _Retry(urllib3.util.Retry):
+    """urllib3's retries, but none when the resolver answers that the host name is unknown: that is
+    a machine without network, where each retry only waits (3 s per month file, minutes per course).
+    A temporary resolver failure (``EAI_AGAIN``) is still retried."""
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        cause = error.__cause__ if isinstance(error, urllib3.exceptions.NameResolutionError) else None
+        if isinstance(cause, socket.gaierror) and cause.errno == socket.EAI_NONAME:
+            raise urllib3.exceptions.MaxRetryError(_pool, url, error) from error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
 @dataclass(frozen=True)
@@ -91,7 +104,7 @@ def download(
         logger.info("cache hit: %s", dest)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    retry = urllib3.util.Retry(
+    retry = _Retry(
         total=retries,
         status_forcelist=(429, 500, 502, 503, 504),
         allowed_methods=["GET"],

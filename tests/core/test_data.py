@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import socket
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -100,6 +102,37 @@ def test_download_unreachable_server_raises_network_error(closed_port_url: str, 
     with pytest.raises(data.NetworkUnreachableError, match="cannot reach"):
         data.download(closed_port_url + GREEN_JAN, tmp_path / "g.parquet", retries=1, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def _resolver_failing_with(monkeypatch: pytest.MonkeyPatch, errno: int) -> list[str]:
+    """Make every host name lookup fail with ``errno``; returns the hosts looked up, in order."""
+    looked_up = []
+
+    def getaddrinfo(host, *args, **kwargs):
+        looked_up.append(host)
+        raise socket.gaierror(errno, "resolver says no")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return looked_up
+
+
+def test_download_an_unknown_host_name_fails_at_once_without_retries(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    looked_up = _resolver_failing_with(monkeypatch, socket.EAI_NONAME)
+    started = time.monotonic()
+    with pytest.raises(data.NetworkUnreachableError, match="cannot reach"):
+        data.download("https://tlc.example" + GREEN_JAN, tmp_path / "g.parquet", backoff_factor=2, progress=False)
+    assert time.monotonic() - started < 5
+    assert looked_up == ["tlc.example"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_a_temporary_resolver_failure_is_retried(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    looked_up = _resolver_failing_with(monkeypatch, socket.EAI_AGAIN)
+    with pytest.raises(data.NetworkUnreachableError, match="cannot reach"):
+        data.download("https://tlc.example" + GREEN_JAN, tmp_path / "g.parquet", retries=2, progress=False)
+    assert looked_up == ["tlc.example"] * 3
 
 
 # --- fetch_month --------------------------------------------------------------------------------
