@@ -143,6 +143,12 @@ def test_the_course_prints_no_kernel_transport_warning(first_run, online_rerun):
         assert "without encryption" not in result.stdout + result.stderr
 
 
+def test_the_course_caches_bytecode_even_where_the_machine_turns_it_off(first_run, clone):
+    # Where PYTHONDONTWRITEBYTECODE is set (as on this project's CI) the Makefile unexports it, and no
+    # set-up step compiles them: so the kernels' imports must have written these.
+    assert list((clone / "helpers" / "core" / "__pycache__").glob("config.*.pyc")), first_run[0].stdout[-2000:]
+
+
 def test_the_course_leaves_git_status_clean_and_nothing_beside_the_notebooks(first_run, clone):
     assert git_status(clone) == ""
     assert git_status(clone, "--ignored", "notebooks") == ""
