@@ -144,8 +144,8 @@ def test_the_course_prints_no_kernel_transport_warning(first_run, online_rerun):
 
 
 def test_the_course_caches_bytecode_even_where_the_machine_turns_it_off(first_run, clone):
-    # Where PYTHONDONTWRITEBYTECODE is set (as on this project's CI) the Makefile unexports it, and no
-    # set-up step compiles them: so the kernels' imports must have written these.
+    # Where PYTHONDONTWRITEBYTECODE is set (as on this project's CI) the Makefile unexports it; set-up
+    # compiles no module, and never helpers' editable sources, so only an import can write this file.
     assert list((clone / "helpers" / "core" / "__pycache__").glob("config.*.pyc")), first_run[0].stdout[-2000:]
 
 
