@@ -228,8 +228,8 @@ class ServiceContainer(LoopbackServer):
         Args:
             timeout: Seconds for ``docker run`` to end, and again for the container to be removed.
         """
-        # The client ends once --rm has removed the container: with the vfs storage driver that
-        # deletes a whole copy of the image, about 10 s here.
+        # The client ends once --rm has removed the container: with the vfs storage driver (where
+        # the kernel has no overlayfs) that deletes a whole copy of the image, about 10 s.
         super().stop(timeout)
         # A killed client leaves its container running, or still being removed.
         subprocess.run([docker_client(), "rm", "--force", self.name], capture_output=True)
