@@ -106,7 +106,7 @@ mlflow-team: setup ## Start the team's MLflow server (PostgreSQL, S3, users; por
 serve: setup ## Serve MODEL_URI (default: the champion) with gunicorn on SERVE_BIND (127.0.0.1:9696) until Ctrl-C
 	$(VENV_PY) -m helpers.serve.service_process --bind $(or $(SERVE_BIND),127.0.0.1:9696)
 
-notebooks: setup mage-setup ## Run the course as a learner would, in a fresh clone of the working tree, offline, and copy its executed notebooks back: their committed form (~13 min)
+notebooks: setup mage-setup ## Run the course as a learner would, in a fresh clone of the working tree, offline, and copy its executed notebooks back: their committed form (~7 min)
 	$(VENV_PY) -m helpers.course.notebook_form refresh
 
 test: setup mage-setup lint ## Run every test offline, as CI does (MAGE_TESTS also in .venv-mage, by test_mage.py)
@@ -123,7 +123,7 @@ screenshots: setup mage-setup ## Re-take the README's screenshots with the brows
 	mkdir -p docs/screenshots
 	cp $(SCREENSHOTS:%=build/screenshots/%.png) docs/screenshots/
 
-replay: setup mage-setup ## Replay the committed notebooks with nbval, offline in the default mode, comparing their checked outputs (~11 min)
+replay: setup mage-setup ## Replay the committed notebooks with nbval, offline in the default mode, comparing their checked outputs (~6 min)
 	WORKBOOK_OFFLINE=1 $(VENV_PY) -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \
 		--durations=10 notebooks/ $(PYTEST_ARGS)
 
