@@ -31,8 +31,8 @@ CHAPTERS = sorted((config.REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # The online rerun's chapters: each one that first downloads a file (01 the zones and January, 02
 # February, 04 March, 05 the sensor's check, 08 the 2022-12 and 2023-01 months) or writes shared
 # state again (04 chooses the champion among the candidates, 05 and 08 promote, 09 the team server's
-# users and grants). 03 fetches only 01's and 02's months and adds runs beside the old ones. 06 and 07 only
-# overwrite their own files; their re-runs are held by
+# users and grants). 03 fetches only 01's and 02's months and adds runs beside the old ones. 06 and
+# 07 only overwrite their own files; their re-runs are held by
 # serve/test_batch.py::test_running_again_replaces_the_previous_output,
 # serve/test_batch_spark.py::test_a_failed_job_publishes_no_month_and_keeps_the_previous_one and
 # serve/test_service_env.py::test_a_second_install_reuses_the_environment.
