@@ -7,17 +7,23 @@ could not be used. Nothing is dropped silently and one bad record never stops it
 
 ``consume`` plays the role of AWS's event source mapping on a laptop: it polls every shard and
 hands the records, in the Lambda's event shape, to the same code as ``lambda_handler``.
+``python -m helpers.serve.streaming <stream>`` (or :func:`start_consumer`) runs it as a process of its
+own that follows the stream until Ctrl-C, as a deployed Lambda does: chapter 10's integration test.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
 import json
 import logging
+import signal
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
+from pathlib import Path
 
 import boto3
 import pandas as pd
@@ -26,6 +32,7 @@ from helpers.core import config
 from helpers.core.features import RIDE_FIELDS, InvalidRide, validate_ride
 from helpers.ml import models
 from helpers.ml.models import LoadedModel
+from helpers.servers.processes import GroupProcess, ensure_ready, start_in_group
 
 logger = logging.getLogger(__name__)
 
@@ -249,9 +256,10 @@ def consume(
     kinesis_client,
     shard_iterator_type: str = "TRIM_HORIZON",
     max_records: int | None = None,
-    timeout: float = 60,
+    timeout: float | None = 60,
     batch_size: int = 100,
     poll_interval: float = 0.2,
+    follow: bool = False,
 ) -> int:
     """Poll every shard of ``stream_name`` and run each batch through the Lambda's code.
 
@@ -262,9 +270,11 @@ def consume(
         kinesis_client: A boto3 Kinesis client (e.g. ``LocalKinesis.client()``).
         shard_iterator_type: ``TRIM_HORIZON`` (everything kept) or ``LATEST`` (only new records).
         max_records: Stop after about this many records (None: no limit).
-        timeout: Stop after this many seconds even if the stream is not drained.
+        timeout: Stop after this many seconds even if the stream is not drained (None: never).
         batch_size: Records per GetRecords call, the Lambda's batch size.
         poll_interval: Pause between rounds in which no shard had records.
+        follow: Keep polling a drained shard for new records, as a deployed Lambda does, until the
+            timeout (or forever); by default a drained shard is done.
 
     Returns:
         How many records were processed; every shard is drained when it returns before the timeout.
@@ -279,7 +289,7 @@ def consume(
         for shard in page["Shards"]
     }
     processed = 0
-    deadline = time.monotonic() + timeout
+    deadline = float("inf") if timeout is None else time.monotonic() + timeout
     while iterators and time.monotonic() < deadline:
         fetched = 0
         for shard_id, iterator in list(iterators.items()):
@@ -292,7 +302,7 @@ def consume(
                 processed += len(records)
                 fetched += len(records)
             drained = not records and response.get("MillisBehindLatest", 0) == 0
-            if response.get("NextShardIterator") is None or drained:
+            if response.get("NextShardIterator") is None or (drained and not follow):
                 del iterators[shard_id]  # a closed shard, or nothing left to read
             else:
                 iterators[shard_id] = response["NextShardIterator"]
@@ -300,6 +310,60 @@ def consume(
                 return processed
         if not fetched and iterators:
             time.sleep(poll_interval)
-    if iterators:
+    if iterators and not follow:
         logger.warning("Stopped after %g s with shards still unread: %s", timeout, ", ".join(iterators))
     return processed
+
+
+READY_LINE = "following"
+
+
+def start_consumer(stream_name: str, environ: Mapping[str, str], log_path: Path, timeout: float = 60) -> GroupProcess:
+    """Run ``python -m helpers.serve.streaming stream_name`` in a process group of its own, and
+    return once it has loaded the model and follows the stream.
+
+    Args:
+        stream_name: The input stream.
+        environ: What the Lambda reads, added to this process's environment: ``MODEL_URI``,
+            ``KINESIS_ENDPOINT_URL``, ``PREDICTIONS_STREAM_NAME``.
+        log_path: Where its output goes.
+        timeout: Seconds to wait for it to follow the stream.
+
+    Raises:
+        RuntimeError: it exited or did not start in time; the message quotes its log.
+    """
+    command = [sys.executable, "-m", "helpers.serve.streaming", stream_name]
+    process = start_in_group(command, config.child_environ(dict(environ)), log_path)
+    consumer = GroupProcess(process=process, log_path=log_path)
+    ensure_ready(
+        consumer,
+        command,
+        lambda: READY_LINE in log_path.read_text(errors="replace"),
+        label="the stream's consumer",
+        what=f"{READY_LINE} {stream_name}",
+        timeout=timeout,
+    )
+    return consumer
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Follow a stream and run every batch through the Lambda's code until Ctrl-C or SIGTERM."""
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.serve.streaming",
+        description="Run the Lambda on a Kinesis stream as a process: MODEL_URI, KINESIS_ENDPOINT_URL and "
+        "PREDICTIONS_STREAM_NAME say what to serve, where Kinesis is and where the outputs go.",
+    )
+    parser.add_argument("stream", help="the input stream, e.g. ride_events")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    model = _model(config.model_uri())
+    client = _kinesis_client(config.kinesis_endpoint_url())
+    print(f"{READY_LINE} {args.stream} with {model.uri} (version {model.version})", flush=True)
+    try:
+        consume(args.stream, model, config.predictions_stream(), kinesis_client=client, timeout=None, follow=True)
+    except KeyboardInterrupt:
+        print("stopped", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -41,6 +41,16 @@ class LocalKinesis(LoopbackServer):
         """What boto3's ``endpoint_url`` (or ``KINESIS_ENDPOINT_URL``) should be."""
         return self.url
 
+    def env(self) -> dict[str, str]:
+        """The variables that point boto3 and the Lambda (``KINESIS_ENDPOINT_URL``) of another process
+        at this server, with its dummy credentials."""
+        return {
+            "KINESIS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": DUMMY_CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": DUMMY_CREDENTIALS["aws_secret_access_key"],
+            "AWS_DEFAULT_REGION": REGION,
+        }
+
     def client(self):
         """A boto3 Kinesis client for this server, with dummy credentials in ``us-east-1``."""
         return boto3.client("kinesis", endpoint_url=self.endpoint_url, region_name=REGION, **DUMMY_CREDENTIALS)

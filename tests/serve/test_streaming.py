@@ -10,6 +10,7 @@ import runpy
 import pytest
 from sklearn.linear_model import LinearRegression
 
+from helpers.core.polling import wait_for
 from helpers.ml import models, registry
 from helpers.ml.models import LoadedModel
 from helpers.ml.training import save_model, train_pipeline
@@ -300,18 +301,39 @@ def test_consume_stops_at_max_records(kinesis, model):
 @pytest.mark.servers
 def test_handler_puts_to_the_endpoint_from_the_environment(kinesis, handler_env):
     kinesis.create_stream("handler_out", shards=1)
-    handler_env.setenv("KINESIS_ENDPOINT_URL", kinesis.endpoint_url)
     handler_env.setenv("PREDICTIONS_STREAM_NAME", "handler_out")
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
+    for name, value in kinesis.env().items():
         handler_env.setenv(name, value)
 
     result = streaming.lambda_handler({"Records": [record(encode_ride(RIDE, 256))]}, None)
 
     assert read_all(kinesis.client(), "handler_out") == result["predictions"]
+
+
+@pytest.mark.servers
+def test_the_consumer_process_follows_the_stream_until_stopped(kinesis, model_path, tmp_path):
+    kinesis.create_stream("followed_in", shards=1)
+    kinesis.create_stream("followed_out", shards=1)
+    client = kinesis.client()
+    environ = {**kinesis.env(), "MODEL_URI": str(model_path), "PREDICTIONS_STREAM_NAME": "followed_out"}
+    consumer = streaming.start_consumer("followed_in", environ, tmp_path / "consumer.log")
+    try:
+        # Records put after it started reach it: it keeps polling a drained shard.
+        for ride_id in (1, 2):
+            streaming.put_rides(client, "followed_in", {ride_id: RIDE})
+            wait_for(lambda n=ride_id: len(read_all(client, "followed_out")) == n, timeout=30, poll=0.1)
+    finally:
+        consumer.stop()
+    outputs = read_all(client, "followed_out")
+    assert [out["prediction"]["ride_id"] for out in outputs] == [1, 2]
+    assert not group_alive(consumer.pgid)
+    assert "stopped" in (tmp_path / "consumer.log").read_text()
+
+
+def test_the_consumer_refuses_to_start_without_its_stream_argument(capsys):
+    with pytest.raises(SystemExit):
+        streaming.main([])
+    assert "stream" in capsys.readouterr().err
 
 
 @pytest.mark.servers
