@@ -8,6 +8,8 @@ nbval-check-output, as nbval does.
 
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,7 +28,7 @@ from helpers.core.config import isolated_env
 from helpers.course.notebook_form import problems
 from helpers.course.runner import find_chapters, notebooks_dir, run_chapter
 from helpers.ml import boosting, registry, tracking
-from tests.support import checked_cells, output_differences
+from tests.support import checked_cells, output_differences, skip_or_fail_in_ci
 
 CHAPTERS = find_chapters(notebooks_dir())
 
@@ -424,6 +426,64 @@ def test_chapter_09_prints_none_of_the_team_servers_secrets(executed, stores):
     secrets = json.loads((stores["09"] / "team-server" / "credentials.json").read_text())
     outputs = executed["09"].output_path.read_text()
     assert [name for name, value in secrets.items() if value in outputs] == []
+
+
+@chapter("10")
+def test_chapter_10_catches_each_broken_piece_and_passes_the_real_ones(executed):
+    output_of = _output_finder(executed["10"].output_path)
+    text = executed["10"].key_result
+    assert re.match(
+        r"schema: 3 of 3 broken months named; integration: .+; v\d+ not deployed, champion v\d+; 8 Terraform", text
+    )
+
+    # \b, not ^: a PYTEST_ADDOPTS=-v the kernel inherits frames the summary line with "=".
+    assert re.search(r"\b4 passed", output_of("-m pytest -q tests/unit"))
+    assert "1 failed, 3 passed" in output_of("--tb=short tests/unit")
+    assert "rides pass the schema" in output_of("ride_schema.validate(month_rides)")
+    named = output_of("for fault, broken_month in broken_months.items():")
+    assert "passed" not in named
+    assert re.search(r"trip_distance greater_than_or_equal_to\(0\)\s+\d+\s+-1.5", named)
+    assert re.search(r"column_in_dataframe\s+None\s+DOLocationID", named)
+    assert re.search(r"PULocationID isin\(range\(0, 266\)\)\s+\d+\s+300", named)
+    assert re.search(r"\b6 passed", output_of("MODEL_URI=image-models/champion.bin"))
+    assert "4 failed, 2 passed" in output_of("MODEL_URI=broken-model.bin")
+    assert "2 passed" in output_of("-m pytest -q integration")
+    assert "commits: 0" in output_of("import json\\nimport os") and "F401" in output_of("import json\\nimport os")
+    assert output_of("ruff check --fix").strip().endswith("Add the service and its tests")
+    assert output_of("ci-cd.yml ../.github/workflows/ci.yml").strip() == "ok -- validation done"
+    assert "$.jobs.test" in output_of("typo.yml")
+    assert "missing kinds: none" in output_of("missing_kinds =")
+
+
+@chapter("10")
+def test_chapter_10_serves_the_integration_test_from_the_container(executed):
+    if "the web service: the service's container" not in _output_finder(executed["10"].output_path)("served_by ="):
+        skip_or_fail_in_ci("no Docker daemon answered, so chapter 10 served its integration test with gunicorn.")
+
+
+@chapter("10")
+def test_chapter_10_deploys_only_a_version_that_passes_its_tests(executed, stores, chapter_store):
+    output_of = _output_finder(executed["10"].output_path)
+    refused = output_of("deploy.py {broken_version.version}")
+    assert "not deployed: the tests failed" in refused
+    champion = re.search(r"champion: version (\d+)", refused).group(1)
+    chapter_store("10")
+    client = MlflowClient()
+    assert str(client.get_model_version_by_alias(registry.MODEL_NAME, "champion").version) == champion
+    # A version that passes: the champion's model registered again, as a retraining would register one.
+    source = client.get_model_version(registry.MODEL_NAME, champion).source
+    passing = str(client.create_model_version(registry.MODEL_NAME, source).version)
+    project = stores["10"] / "build" / "10_engineering_practice"
+    deployed = subprocess.run(
+        [sys.executable, "deploy.py", passing],
+        cwd=project,
+        env=config.child_environ({"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, drop_prefixes=("PYTEST_",)),
+        capture_output=True,
+        text=True,
+    )
+    assert deployed.returncode == 0, deployed.stdout[-2000:]
+    assert f"deployed: {registry.MODEL_NAME}@champion is version {passing}" in deployed.stdout
+    assert str(client.get_model_version_by_alias(registry.MODEL_NAME, "champion").version) == passing
 
 
 def test_no_committed_notebook_shows_a_password_or_key():

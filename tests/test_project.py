@@ -219,6 +219,28 @@ def test_readme_ci_script_and_workflow_run_the_same_test_command() -> None:
     assert "test" in makefile_targets()
 
 
+WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
+
+
+def _workflow_problems(*paths: Path) -> subprocess.CompletedProcess:
+    """GitHub's workflow schema, as chapter 10 checks its learner's workflow (check-jsonschema bundles it)."""
+    checker = Path(sys.executable).parent / "check-jsonschema"
+    command = [str(checker), "--builtin-schema", "vendor.github-workflows", *map(str, paths)]
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+
+
+def test_the_projects_workflows_pass_githubs_workflow_schema() -> None:
+    checked = _workflow_problems(*WORKFLOWS)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_workflow_check_names_a_job_with_a_misspelt_key(tmp_path) -> None:
+    typo = tmp_path / "typo.yml"
+    typo.write_text(WORKFLOWS[0].read_text().replace("    steps:", "    step:", 1))
+    checked = _workflow_problems(typo)
+    assert checked.returncode == 1 and "$.jobs.test" in checked.stdout
+
+
 def test_ci_script_is_executable() -> None:
     assert os.access(REPO_ROOT / ".ci" / "run", os.X_OK)
 

@@ -156,3 +156,37 @@ def test_04_and_08_speak_of_the_same_champion():
     champion_04 = re.search(r"champion: version (\d+)", printed("04", "champion_rmse = registry.version_rmse")).group(1)
     champion_08 = re.search(r"champion v(\d+);", printed("08", "champion = registry.ensure_champion()")).group(1)
     assert champion_04 == champion_08
+
+
+def test_10_the_broken_model_fails_the_invariance_and_minimum_tests_and_passes_the_directional_ones():
+    text = prose("10", "Four of its six tests fail")
+    assert "both invariance tests" in text and "both\nminimum-functionality tests" in text
+    assert "The directional tests pass" in text and 'hundreds of "minutes"' in text
+    run = printed("10", "MODEL_URI=broken-model.bin")
+    assert "4 failed, 2 passed" in run
+    failed = re.findall(r"FAILED tests/model/test_behaviour.py::test_(\w+?)_", run)
+    assert sorted(failed) == ["invariance", "invariance", "minimum", "minimum"], run
+    mile = number(r"::test_minimum_functionality\w+\[1\.0-2-20\] - assert (\d+\.\d+) <= 20", run)
+    assert 100 <= mile < 1000, mile
+    assert "6 passed" in printed("10", "MODEL_URI=image-models/champion.bin")
+
+
+def test_10_the_commit_is_refused_for_the_unused_import_then_accepted():
+    assert "The\ncommit is refused, and ruff says where and why" in prose("10", "unused import at the top")
+    refused = printed("10", "import json\\nimport os")
+    assert "F401" in refused and "`os` imported but unused" in refused and "commits: 0" in refused
+    assert printed("10", "ruff check --fix").strip().endswith("Add the service and its tests")
+
+
+def test_10_the_broken_version_is_refused_and_the_champion_stays():
+    assert "a version that fails changes nothing" in prose("10", "### The deployment step")
+    refused = printed("10", "deploy.py {broken_version.version}")
+    candidate = re.search(r"candidate: version (\d+)", printed("10", "broken_versions = [")).group(1)
+    champion = re.search(r"= version (\d+)", printed("10", "champion = registry.ensure_champion()")).group(1)
+    assert f"not deployed: the tests failed on models:/nyc-taxi-duration/{candidate}" in refused
+    assert f"champion: version {champion}" in refused and candidate != champion
+
+
+def test_10_both_workflows_pass_the_checker_as_the_prose_says():
+    assert "The course's own workflow passes too" in prose("10", "check-jsonschema")
+    assert printed("10", "ci-cd.yml ../.github/workflows/ci.yml").strip() == "ok -- validation done"

@@ -27,6 +27,7 @@ from helpers.course.exercises import (
     chapter_07,
     chapter_08,
     chapter_09,
+    chapter_10,
 )
 from helpers.course.feedback import CORRECT, INCORRECT, NOT_ATTEMPTED, Feedback
 
@@ -44,6 +45,7 @@ EXERCISES: dict[str, Exercise] = {
         chapter_07,
         chapter_08,
         chapter_09,
+        chapter_10,
     )
     for exercise_id, exercise in chapter.EXERCISES.items()
 }

@@ -2,7 +2,9 @@
 hint to a typical wrong answer, and leaves the learner's MLflow state exactly as it found it."""
 
 import ast
+import importlib
 import os
+import sys
 
 import mlflow
 import nbformat
@@ -14,6 +16,7 @@ from helpers.course.checks import CORRECT, INCORRECT, NOT_ATTEMPTED, check, solu
 from helpers.course.isolation import isolated_tracking
 from helpers.course.runner import find_chapters, notebooks_dir
 from helpers.ml import tracking, training
+from tests.support import write_chapter_file
 
 
 def notebook_names(exercise_id: str) -> dict:
@@ -458,3 +461,82 @@ def test_a_route_that_raises_gets_its_error_not_a_traceback():
 
     feedback = check("07.predict_route", route_app(broken))
     assert feedback.status == INCORRECT and "ZeroDivisionError: oops" in feedback.message
+
+
+# --- 10.unit_test: the learner's test must pass on the real prepare_features and fail on broken ones
+
+
+@pytest.fixture
+def prepare_features(tmp_path, monkeypatch):
+    """The chapter's prepare_features, imported from the model_service.py it writes, as its kernel does."""
+    write_chapter_file("10", "model_service.py", tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "model_service", raising=False)
+    return importlib.import_module("model_service").prepare_features
+
+
+def learner_test(source: str, prepare_features):
+    namespace = {"prepare_features": prepare_features}
+    exec(source, namespace)  # noqa: S102 - a test as a learner writes it in the cell
+    return next(value for name, value in namespace.items() if name.startswith("test_"))
+
+
+def test_the_unit_test_solution_passes_the_real_function_and_fails_every_broken_one(prepare_features):
+    test = learner_test(solution("10.unit_test"), prepare_features)
+    assert check("10.unit_test", test, prepare_features=prepare_features).status == CORRECT
+
+
+def test_a_unit_test_that_checks_only_the_types_misses_the_swapped_zones(prepare_features):
+    test = learner_test(
+        "def test_types():\n"
+        "    features = prepare_features({'PULocationID': 1, 'DOLocationID': 2, 'trip_distance': 3.5})\n"
+        "    assert list(features.dtypes.astype(str)) == ['int64', 'int64', 'float64']\n",
+        prepare_features,
+    )
+    feedback = check("10.unit_test", test, prepare_features=prepare_features)
+    assert feedback.status == INCORRECT and "swaps the pick-up and drop-off zones" in feedback.message
+
+
+def test_a_unit_test_with_whole_miles_misses_the_cut_distance(prepare_features):
+    test = learner_test(
+        "def test_values():\n"
+        "    ride = {'PULocationID': 1, 'DOLocationID': 2, 'trip_distance': 3.0}\n"
+        "    assert prepare_features(ride).to_dict('records') == [ride]\n",
+        prepare_features,
+    )
+    feedback = check("10.unit_test", test, prepare_features=prepare_features)
+    assert feedback.status == INCORRECT and "cuts the distance to whole miles" in feedback.message
+
+
+def test_a_unit_test_that_fails_on_the_real_function_is_told_so(prepare_features):
+    test = learner_test(
+        "def test_wrong():\n    assert prepare_features({'PULocationID': 1}) is None\n", prepare_features
+    )
+    feedback = check("10.unit_test", test, prepare_features=prepare_features)
+    assert feedback.status == INCORRECT and "fails on the real prepare_features (KeyError" in feedback.message
+
+
+def test_the_unit_test_stub_is_not_attempted(prepare_features):
+    def test_prepare_features(): ...  # your code here
+
+    assert check("10.unit_test", test_prepare_features, prepare_features=prepare_features).status == NOT_ATTEMPTED
+
+
+def test_the_check_calls_the_function_through_model_service_too(prepare_features):
+    test = learner_test(
+        "import model_service\n"
+        "def test_through_the_module():\n"
+        "    ride = {'PULocationID': 130, 'DOLocationID': 205, 'trip_distance': 3.66}\n"
+        "    assert model_service.prepare_features(ride).to_dict('records') == [ride]\n",
+        prepare_features,
+    )
+    assert check("10.unit_test", test, prepare_features=prepare_features).status == CORRECT
+
+
+def test_the_longer_ride_is_the_models_difference_between_6_and_2_miles():
+    class Linear:
+        def predict(self, rides):
+            return 3.0 + 2.5 * rides["trip_distance"].to_numpy()
+
+    assert check("10.longer_ride", 10.0, model=Linear()).status == CORRECT
+    assert check("10.longer_ride", -10.0, model=Linear()).message.startswith("Not quite: a longer ride")
