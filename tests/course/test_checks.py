@@ -15,6 +15,15 @@ from helpers.course.checks import (
 
 # Three zone pairs and the distance: four columns, three of them pairs.
 VECTORIZER = DictVectorizer().fit([{"PU_DO": pair, "trip_distance": 1.0} for pair in ("74_75", "75_74", "41_42")])
+
+
+class TwoAndAHalfMinutesAMile:
+    """A model whose trips take 3 minutes plus 2.5 a mile: 6 miles take 10 minutes longer than 2."""
+
+    def predict(self, rides):
+        return 3.0 + 2.5 * rides["trip_distance"].to_numpy()
+
+
 # A right and a wrong answer for every exercise, and what its check is passed where the data decides it.
 CASES = {
     "01.maturity": dict(right=0, wrong=3, context={}),
@@ -29,6 +38,7 @@ CASES = {
     "06.miss_share": dict(right=0.5, wrong=2, context={"judged": pd.DataFrame({"diff": [1.0, 11.0, -12.5, 3.0]})}),
     "07.mode": dict(right="streaming", wrong="online", context={}),
     "09.delete_status": dict(right=403, wrong=401, context={}),
+    "10.longer_ride": dict(right=10.0, wrong=5.0, context={"model": TwoAndAHalfMinutesAMile()}),
 }
 # Exercises where the learner writes a function: their checks run it (tests/test_code_checks.py,
 # and tests/test_team_server.py against a real team server); here, what every one says to a stub.
