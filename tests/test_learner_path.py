@@ -31,12 +31,13 @@ CHAPTERS = sorted((config.REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # The online rerun's chapters: each one that first downloads a file (01 the zones and January, 02
 # February, 04 March, 05 the sensor's check, 08 the 2022-12 and 2023-01 months) or writes shared
 # state again (04 chooses the champion among the candidates, 05 and 08 promote, 09 the team server's
-# users and grants). 03 fetches only 01's and 02's months and adds runs beside the old ones. 06 and
+# users and grants, 10 its broken candidate, registered once, and its scratch git repository). 03
+# fetches only 01's and 02's months and adds runs beside the old ones. 06 and
 # 07 only overwrite their own files; their re-runs are held by
 # serve/test_batch.py::test_running_again_replaces_the_previous_output,
 # serve/test_batch_spark.py::test_a_failed_job_publishes_no_month_and_keeps_the_previous_one and
 # serve/test_service_env.py::test_a_second_install_reuses_the_environment.
-RERUN = ("01", "02", "04", "05", "08", "09")
+RERUN = ("01", "02", "04", "05", "08", "09", "10")
 
 # No chapter needs it, so the mirror leaves it out, as the real site does a month not published yet.
 UNPUBLISHED = trip_filename("green", 2021, 6)
@@ -48,6 +49,7 @@ from helpers.ml import registry
 versions = MlflowClient().search_model_versions(f"name = '{registry.MODEL_NAME}'")
 champion = registry.version_by_alias(registry.CHAMPION)
 print(json.dumps({"runs": [v.run_id for v in versions], "champion": str(champion.version),
+                  "purposes": [v.tags.get("purpose") for v in versions if v.tags.get("purpose")],
                   "rmse": registry.version_rmse(champion.version, registry.load_test_month())}))
 """
 
@@ -173,6 +175,7 @@ def test_every_chapter_downloads_through_the_mirror(online_rerun, mirror):
 def test_the_rerun_registers_no_version_twice_and_keeps_or_improves_the_champion(first_run, online_rerun, clone):
     before, after = first_run[1], online_rerun[1]
     assert len(after["runs"]) == len(set(after["runs"])), "two registered versions share a source run"
+    assert after["purposes"] == before["purposes"] == ["chapter 10: a model that fails its tests"]
     assert after["rmse"] <= before["rmse"] + 1e-9, (before, after)
     assert git_status(clone) == ""
     assert git_status(clone, "--ignored", "notebooks") == ""
