@@ -465,6 +465,7 @@ def test_chapter_10_deploys_only_a_version_that_passes_its_tests(executed, store
     output_of = _output_finder(executed["10"].output_path)
     refused = output_of("deploy.py {broken_version.version}")
     assert "not deployed: the tests failed" in refused
+    assert "4 failed, 2 passed" in refused
     champion = re.search(r"champion: version (\d+)", refused).group(1)
     chapter_store("10")
     client = MlflowClient()

@@ -184,6 +184,7 @@ def test_10_the_broken_version_is_refused_and_the_champion_stays():
     candidate = re.search(r"candidate: version (\d+)", printed("10", "broken_versions = [")).group(1)
     champion = re.search(r"= version (\d+)", printed("10", "champion = registry.ensure_champion()")).group(1)
     assert f"not deployed: the tests failed on models:/nyc-taxi-duration/{candidate}" in refused
+    assert "4 failed, 2 passed" in refused, "the registry's copy fails the tests the file failed, no others"
     assert f"champion: version {champion}" in refused and candidate != champion
 
 
