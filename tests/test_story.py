@@ -161,13 +161,11 @@ def test_04_and_08_speak_of_the_same_champion():
 def test_10_the_broken_model_fails_the_invariance_and_minimum_tests_and_passes_the_directional_ones():
     text = prose("10", "Four of its six tests fail")
     assert "both invariance tests" in text and "both\nminimum-functionality tests" in text
-    assert "The directional tests pass" in text and 'hundreds of "minutes"' in text
+    assert "The directional tests pass" in text and "its answers are seconds" in text
     run = printed("10", "MODEL_URI=broken-model.bin")
     assert "4 failed, 2 passed" in run
     failed = re.findall(r"FAILED tests/model/test_behaviour.py::test_(\w+?)_", run)
     assert sorted(failed) == ["invariance", "invariance", "minimum", "minimum"], run
-    mile = number(r"::test_minimum_functionality\w+\[1\.0-2-20\] - assert (\d+\.\d+) <= 20", run)
-    assert 100 <= mile < 1000, mile
     assert "6 passed" in printed("10", "MODEL_URI=image-models/champion.bin")
 
 
