@@ -486,26 +486,26 @@ def test_the_unit_test_solution_passes_the_real_function_and_fails_every_broken_
     assert check("10.unit_test", test, prepare_features=prepare_features).status == CORRECT
 
 
-def test_a_unit_test_that_checks_only_the_types_misses_the_swapped_zones(prepare_features):
-    test = learner_test(
+# Weak tests a learner writes, each with the broken version it lets through.
+WEAK_TESTS = {
+    "swaps the pick-up and drop-off zones": (
         "def test_types():\n"
         "    features = prepare_features({'PULocationID': 1, 'DOLocationID': 2, 'trip_distance': 3.5})\n"
-        "    assert list(features.dtypes.astype(str)) == ['int64', 'int64', 'float64']\n",
-        prepare_features,
-    )
-    feedback = check("10.unit_test", test, prepare_features=prepare_features)
-    assert feedback.status == INCORRECT and "swaps the pick-up and drop-off zones" in feedback.message
-
-
-def test_a_unit_test_with_whole_miles_misses_the_cut_distance(prepare_features):
-    test = learner_test(
+        "    assert list(features.dtypes.astype(str)) == ['int64', 'int64', 'float64']\n"
+    ),
+    "cuts the distance to whole miles": (
         "def test_values():\n"
         "    ride = {'PULocationID': 1, 'DOLocationID': 2, 'trip_distance': 3.0}\n"
-        "    assert prepare_features(ride).to_dict('records') == [ride]\n",
-        prepare_features,
-    )
+        "    assert prepare_features(ride).to_dict('records') == [ride]\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("missed", sorted(WEAK_TESTS))
+def test_a_weak_unit_test_is_told_which_broken_version_it_let_through(prepare_features, missed):
+    test = learner_test(WEAK_TESTS[missed], prepare_features)
     feedback = check("10.unit_test", test, prepare_features=prepare_features)
-    assert feedback.status == INCORRECT and "cuts the distance to whole miles" in feedback.message
+    assert feedback.status == INCORRECT and missed in feedback.message
 
 
 def test_a_unit_test_that_fails_on_the_real_function_is_told_so(prepare_features):
