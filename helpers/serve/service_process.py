@@ -89,7 +89,8 @@ def start_service(
     """Start gunicorn serving ``model_uri`` on loopback and wait until ``/ping`` answers.
 
     Args:
-        model_uri: What to serve: a registry URI, a run URI or a pickled pipeline file.
+        model_uri: What to serve: a registry URI, a run URI or a pickled pipeline file (relative to this
+            process's folder).
         port: Port to listen on; a busy port (or 0) is replaced by a free one.
         workers: gunicorn worker processes.
         timeout: Seconds to wait for ``/ping`` before giving up.
@@ -103,6 +104,9 @@ def start_service(
     Raises:
         RuntimeError: gunicorn exited or did not answer in time; the message quotes its log.
     """
+    if not model_uri.startswith(("models:/", "runs:/", "file://")):
+        # gunicorn runs from the repository's root: a relative file is the caller's, from its folder.
+        model_uri = str(Path(model_uri).absolute())
     host = "127.0.0.1"
     with claimed_port(host, port) as chosen:
         if port and chosen != port:

@@ -57,9 +57,13 @@ def pipeline(months):
 
 @pytest.fixture(scope="module")
 def service(pipeline, tmp_path_factory, busy_port):
-    """gunicorn with two workers serving a pickled pipeline, asked for a busy port."""
+    """gunicorn with two workers serving a pickled pipeline, asked for a busy port; the file is named
+    relative to this process's folder, as a notebook names it from its own."""
     path = save_model(pipeline, tmp_path_factory.mktemp("service") / "lin_reg.bin")
-    with start_service(str(path), port=busy_port, workers=2, timeout=START_TIMEOUT) as running:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(path.parent)
+        running = start_service(path.name, port=busy_port, workers=2, timeout=START_TIMEOUT)
+    with running:
         yield running
 
 
@@ -85,6 +89,12 @@ def test_ping_answers_on_loopback_on_a_free_port(service, busy_port):
     assert (response.status_code, response.text) == (200, "PONG")
     assert service.url == f"http://127.0.0.1:{service.port}" and service.port != busy_port
     assert service.log_path == config.build_dir() / f"service-{service.port}.log"
+
+
+@pytest.mark.servers
+def test_a_relative_model_file_is_the_callers_though_gunicorn_runs_from_the_repository(service):
+    assert Path(service.model_uri).is_absolute() and Path(service.model_uri).name == "lin_reg.bin"
+    assert requests.get(f"{service.url}/ping", timeout=10).text == "PONG"
 
 
 @pytest.mark.servers
