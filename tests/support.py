@@ -127,6 +127,14 @@ def registered_champion(name: str, months) -> str:
 
 RIDE = {"PULocationID": 10, "DOLocationID": 3, "trip_distance": 4.0}
 
+
+class TwoAndAHalfMinutesAMile:
+    """A model whose trips take 3 minutes plus 2.5 a mile: 6 miles take 10 minutes longer than 2."""
+
+    def predict(self, rides):
+        return 3.0 + 2.5 * rides["trip_distance"].to_numpy()
+
+
 BAD_REQUESTS = [
     # (id, body, content type, status, field, index, words in the message)
     ("malformed json", b'{"PULocationID": 10,', "application/json", 400, None, None, "malformed JSON"),

@@ -23,6 +23,7 @@ from typing import ClassVar
 
 from helpers.core import config
 from helpers.core.polling import WaitTimeout, wait_for
+from helpers.serve import service_env, service_process
 from helpers.servers.processes import (
     LoopbackServer,
     claimed_port,
@@ -319,3 +320,25 @@ def start_container(
             poll=_POLL_SECONDS,
         )
     return container
+
+
+def start_packaged_service(model_file: Path, pipenv_folder: Path) -> tuple[LoopbackServer, str]:
+    """Serve a pickled model as the service ships, on a free port, for an integration test: its image
+    where a Docker daemon answers; else gunicorn from the Pipenv environment in ``pipenv_folder``
+    (chapter 07's), when it was installed; else this environment's gunicorn.
+
+    Returns:
+        The running service (``stop()`` ends it) and which of the three serves, for a sentence.
+
+    Raises:
+        RuntimeError: the build failed, or the service did not answer; the message quotes its log.
+    """
+    if daemon_missing() is None:
+        build_image(IMAGE, default_base_image())
+        env = {"MODEL_URI": f"/models/{model_file.name}"}
+        return run_container(IMAGE, env, port=0, volumes={model_file.parent: "/models"}), "the service's container"
+    python = service_env.venv_python(pipenv_folder)
+    if python.exists():
+        served = service_process.start_service(str(model_file), port=0, python=python)
+        return served, "gunicorn from chapter 07's Pipenv environment"
+    return service_process.start_service(str(model_file), port=0), "the course's gunicorn"

@@ -12,16 +12,10 @@ from helpers.course.checks import (
     check,
     solution,
 )
+from tests.support import TwoAndAHalfMinutesAMile
 
 # Three zone pairs and the distance: four columns, three of them pairs.
 VECTORIZER = DictVectorizer().fit([{"PU_DO": pair, "trip_distance": 1.0} for pair in ("74_75", "75_74", "41_42")])
-
-
-class TwoAndAHalfMinutesAMile:
-    """A model whose trips take 3 minutes plus 2.5 a mile: 6 miles take 10 minutes longer than 2."""
-
-    def predict(self, rides):
-        return 3.0 + 2.5 * rides["trip_distance"].to_numpy()
 
 
 # A right and a wrong answer for every exercise, and what its check is passed where the data decides it.

@@ -16,7 +16,7 @@ from helpers.course.checks import CORRECT, INCORRECT, NOT_ATTEMPTED, check, solu
 from helpers.course.isolation import isolated_tracking
 from helpers.course.runner import find_chapters, notebooks_dir
 from helpers.ml import tracking, training
-from tests.support import write_chapter_file
+from tests.support import TwoAndAHalfMinutesAMile, write_chapter_file
 
 
 def notebook_names(exercise_id: str) -> dict:
@@ -534,9 +534,6 @@ def test_the_check_calls_the_function_through_model_service_too(prepare_features
 
 
 def test_the_longer_ride_is_the_models_difference_between_6_and_2_miles():
-    class Linear:
-        def predict(self, rides):
-            return 3.0 + 2.5 * rides["trip_distance"].to_numpy()
-
-    assert check("10.longer_ride", 10.0, model=Linear()).status == CORRECT
-    assert check("10.longer_ride", -10.0, model=Linear()).message.startswith("Not quite: a longer ride")
+    model = TwoAndAHalfMinutesAMile()
+    assert check("10.longer_ride", 10.0, model=model).status == CORRECT
+    assert check("10.longer_ride", -10.0, model=model).message.startswith("Not quite: a longer ride")

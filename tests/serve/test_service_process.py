@@ -22,6 +22,7 @@ from helpers.core.polling import wait_for
 from helpers.ml import registry, tracking
 from helpers.ml.models import DEFAULT_MODEL_URI
 from helpers.ml.training import save_model, train_pipeline
+from helpers.serve import container
 from helpers.serve.service_process import (
     ServiceProcess,
     gunicorn_args,
@@ -95,6 +96,19 @@ def test_ping_answers_on_loopback_on_a_free_port(service, busy_port):
 def test_a_relative_model_file_is_the_callers_though_gunicorn_runs_from_the_repository(service):
     assert Path(service.model_uri).is_absolute() and Path(service.model_uri).name == "lin_reg.bin"
     assert requests.get(f"{service.url}/ping", timeout=10).text == "PONG"
+
+
+@pytest.mark.servers
+def test_without_docker_or_pipenv_the_packaged_service_is_this_environments_gunicorn(pipeline, tmp_path, monkeypatch):
+    model_file = save_model(pipeline, tmp_path / "packaged.bin")
+    monkeypatch.setattr(container, "daemon_missing", lambda: "no Docker daemon answers")
+
+    served, served_by = container.start_packaged_service(model_file, pipenv_folder=tmp_path / "no-env")
+    with served:
+        answer = requests.post(f"{served.url}/predict", json=RIDE, timeout=10).json()
+
+    assert served_by == "the course's gunicorn"
+    assert answer["duration"] == pytest.approx(float(pipeline.predict([RIDE])[0]))
 
 
 @pytest.mark.servers

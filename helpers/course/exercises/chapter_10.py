@@ -99,7 +99,7 @@ EXERCISES: dict[str, Exercise] = {
         '    ride = {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66}\n'
         "    features = prepare_features(ride)\n"
         '    assert features.to_dict("records") == [{"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66}]',
-        verify=lambda test, prepare_features: verify_unit_test(test, prepare_features),
+        verify=verify_unit_test,
     ),
     "10.longer_ride": Exercise(
         question="By how many minutes does the champion's prediction for the ride from zone 74 to 75 grow "
